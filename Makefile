@@ -1,0 +1,31 @@
+# Set-up is implicit: every target builds the virtual environment first if it is missing or stale.
+# torch/torchvision are pinned through requirements/constraints.txt on every pip call (DEVELOPERS.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip install --disable-pip-version-check -c requirements/constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo table1 bench clean-demo
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## the tests (what CI runs)
+test: $(STAMP)
+	$(PY) -m pytest
+
+## the main job: the demo on the embedded synthetic default, on the CPU
+demo: $(STAMP)
+	$(PY) -m mednext demo
+
+table1: $(STAMP)
+	$(PY) -m mednext table1
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_mednext.py
