@@ -1,0 +1,8 @@
+"""``python -m mednext``: the project CLI."""
+
+import sys
+
+from mednext.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Command-line entry point: ``mednext-repro <command>`` or ``python -m mednext <command>``.
+
+Each module in :mod:`mednext.commands` contributes one sub-command through a
+``register(subparsers)`` function that sets ``func`` on its parser; adding a command is adding a
+module there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+from collections.abc import Sequence
+
+import mednext.commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser with one sub-command per module of :mod:`mednext.commands`."""
+    parser = argparse.ArgumentParser(prog="mednext-repro", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(mednext.commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"mednext.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    result = args.func(args)
+    return int(result or 0)

@@ -1,0 +1,1 @@
+"""Sub-commands of the project CLI; each module defines ``register(subparsers)``."""
