@@ -1,0 +1,1 @@
+"""Regeneration of the paper's tables, reproduced beside reported."""
