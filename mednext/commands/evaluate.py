@@ -1,0 +1,155 @@
+"""Evaluation sub-commands: ``evaluate`` (score a prediction folder into a tidy CSV), ``summarize``
+(per-fold and cross-fold summaries), ``predict-ensemble`` (5-fold test-set prediction),
+``package-submission`` (challenge naming + zip) and ``record-leaderboard``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from mednext.evaluation.metrics import BRATS_REGIONS, KITS19_REGIONS, SPACING_MODES, label_regions
+
+log = logging.getLogger(__name__)
+
+REGION_PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
+    "brats": BRATS_REGIONS,
+    "kits19": KITS19_REGIONS,
+    "kits19-mednext": {"kidney": (1,), "tumor": (2,)},
+}
+
+
+def parse_regions(items: list[str]) -> dict[str, tuple[int, ...]]:
+    """``["WT=1,2,3", "ET=3"]`` -> ``{"WT": (1, 2, 3), "ET": (3,)}``."""
+    regions: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        name, sep, labels = item.partition("=")
+        try:
+            values = tuple(int(v) for v in labels.split(",") if v.strip())
+        except ValueError:
+            values = ()
+        if not sep or not name or not values:
+            raise argparse.ArgumentTypeError(f"region {item!r}: expected NAME=LABEL[,LABEL...], e.g. WT=1,2,3")
+        regions[name] = values
+    return regions
+
+
+def _regions_from_args(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    chosen = [x for x in (args.regions, args.region_preset, args.labels) if x]
+    if len(chosen) != 1:
+        raise SystemExit("evaluate: give exactly one of --regions, --region-preset, --labels")
+    if args.regions:
+        return parse_regions(args.regions)
+    if args.region_preset:
+        return dict(REGION_PRESETS[args.region_preset])
+    return label_regions(args.labels)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from mednext.evaluation.results import evaluate_folder
+
+    run = evaluate_folder(
+        args.gt, args.pred, args.out, dataset=args.dataset, network=args.network, fold=args.fold,
+        regions=_regions_from_args(args), allowed_labels=args.allowed_labels,
+        spacing_modes=args.spacing_modes, tolerance_mm=args.tolerance, workers=args.workers,
+        spacing_tolerance_mm=args.spacing_tolerance,
+    )
+    state = "written" if run.recomputed else "up to date, not recomputed"
+    print(f"{run.csv_path}: {run.n_cases} cases, {state}")
+    return 0
+
+
+def _run_summarize(args: argparse.Namespace) -> int:
+    from mednext.evaluation.results import write_summaries
+
+    for path in write_summaries(args.csv, args.out_dir):
+        print(path)
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from mednext.evaluation.ensemble import predict_test_set
+
+    out = predict_test_set(args.model_dir, args.input, args.output, folds=args.folds, checkpoint=args.checkpoint,
+                           device=args.device, num_processes=args.processes)
+    print(out)
+    return 0
+
+
+def _run_package(args: argparse.Namespace) -> int:
+    from mednext.evaluation.submission import package_submission
+
+    names = package_submission(args.pred, args.challenge, args.out)
+    print(f"{args.out}: {len(names)} files")
+    return 0
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    from mednext.evaluation.leaderboard import record_leaderboard_score
+
+    table = record_leaderboard_score(args.csv, args.dataset, args.network, args.metric, args.value,
+                                     split=args.split, submission=args.submission, note=args.note)
+    print(f"{args.csv}: {len(table)} scores recorded")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the evaluation sub-commands to the project CLI."""
+    _add_evaluate(subparsers)
+    _add_others(subparsers)
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="score a prediction folder against ground truth into a tidy CSV")
+    p.add_argument("--gt", required=True, help="folder of ground-truth label maps (<case>.nii.gz)")
+    p.add_argument("--pred", required=True, help="folder of predictions with the same file names")
+    p.add_argument("--out", required=True, help="tidy CSV to write")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--network", required=True)
+    p.add_argument("--fold", required=True, help="fold number, or e.g. 'test' / 'ensemble'")
+    p.add_argument("--regions", nargs="+", metavar="NAME=L1,L2", help="regions as unions of labels, e.g. WT=1,2,3 TC=2,3 ET=3")
+    p.add_argument("--region-preset", choices=sorted(REGION_PRESETS), help="predefined regions")
+    p.add_argument("--labels", nargs="+", type=int, help="one class per label value (e.g. BTCV: 1 ... 13)")
+    p.add_argument("--allowed-labels", nargs="+", type=int, help="valid label values (default: 0 plus all region labels)")
+    p.add_argument("--spacing-modes", nargs="+", choices=SPACING_MODES, default=list(SPACING_MODES),
+                   help="physical: image spacing in mm; paper: spacing 1 as the official MedNeXt evaluation")
+    p.add_argument("--tolerance", type=float, default=1.0, help="surface Dice tolerance in mm (default 1.0)")
+    p.add_argument("--spacing-tolerance", type=float, default=1e-3, help="allowed spacing mismatch in mm")
+    p.add_argument("--workers", type=int, default=1, help="cases scored in parallel processes")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _add_others(subparsers: argparse._SubParsersAction) -> None:
+    from mednext.evaluation.leaderboard import DEFAULT_LEADERBOARD_CSV
+    from mednext.evaluation.submission import CHALLENGES
+
+    s = subparsers.add_parser("summarize", help="per-fold and cross-fold summaries of tidy result CSVs")
+    s.add_argument("csv", nargs="+", help="tidy result CSVs (from 'evaluate')")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_run_summarize)
+
+    e = subparsers.add_parser("predict-ensemble", help="predict test images with the 5-fold nnU-Net ensemble")
+    e.add_argument("--model-dir", required=True, help="nnU-Net training output folder (holds fold_0 ... fold_4)")
+    e.add_argument("--input", required=True, help="folder of test images <case>_0000.nii.gz")
+    e.add_argument("--output", required=True)
+    e.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    e.add_argument("--checkpoint", default="checkpoint_final.pth")
+    e.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    e.add_argument("--processes", type=int, default=2)
+    e.set_defaults(func=_run_predict)
+
+    k = subparsers.add_parser("package-submission", help="rename/relabel predictions per challenge and zip them")
+    k.add_argument("--pred", required=True, help="folder of <case>.nii.gz predictions")
+    k.add_argument("--challenge", required=True, choices=sorted(CHALLENGES))
+    k.add_argument("--out", required=True, help="zip file to write")
+    k.set_defaults(func=_run_package)
+
+    r = subparsers.add_parser("record-leaderboard", help="record a score returned by a challenge leaderboard")
+    r.add_argument("--csv", default=str(DEFAULT_LEADERBOARD_CSV))
+    r.add_argument("--dataset", required=True)
+    r.add_argument("--network", required=True)
+    r.add_argument("--metric", required=True, help="e.g. DSC, NSD, HD95")
+    r.add_argument("--value", required=True, type=float)
+    r.add_argument("--split", default="test")
+    r.add_argument("--submission", default="", help="the submitted zip or an id")
+    r.add_argument("--note", default="")
+    r.set_defaults(func=_run_record)
