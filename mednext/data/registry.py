@@ -1,0 +1,276 @@
+"""Registry of the paper's datasets (§3) and the synthetic demo set, as frozen dataclasses.
+
+One entry per dataset holds everything the download, conversion, evaluation and workflow code needs:
+where the files come from (URL, Zenodo record or Synapse id), licence, credential need, the training
+case count the paper used (BTCV 30, AMOS22 200 CT, KiTS19 210, BraTS21 1251), channel names, label
+names in nnU-Net order with the remap from the source values, evaluation regions, and a fixed
+nnU-Net dataset id. Facts: reference/baselines_metrics_datasets.md §C, mednext_official.md §6-7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mednext.data.errors import UnknownDatasetError
+
+#: Environment variable holding a Synapse personal access token (never logged, never stored).
+SYNAPSE_TOKEN_ENV = "SYNAPSE_AUTH_TOKEN"
+
+ZENODO = "https://zenodo.org"
+SYNAPSE_REPO = "https://repo-prod.prod.sagebase.org"
+HUGGINGFACE = "https://huggingface.co"
+GITHUB = "https://github.com"
+
+#: neheller/kits19 commit whose ``data/case_*/segmentation.nii.gz`` hold the 210 training labels
+#: (2026-05: images moved to the Hugging Face dataset below; labels are plain git blobs, no LFS).
+KITS19_COMMIT = "456b293435b25303bbc7995f094f83a0afdff0eb"
+KITS19_TRAIN_CASES = 210
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file to fetch into ``downloads/<dataset>/files/<filename>``.
+
+    At most one of ``url`` or ``synapse_id`` is set; with neither, the file's Synapse entity id is not
+    recorded and must be given at download time (or the file placed by hand from ``page``).
+    ``md5`` is a checksum published by the host;
+    ``zenodo_record`` means the host publishes one in its record metadata (looked up at download
+    time); with neither, the SHA-256 of the first download is recorded in a lock file and enforced
+    afterwards. Archives (``.zip``/``.tar``/``.tar.gz``) are extracted into the source tree, dropping
+    ``strip_prefix``; any other file is placed at ``place_at`` inside the source tree.
+    """
+
+    filename: str
+    url: str | None = None
+    synapse_id: str | None = None
+    zenodo_record: str | None = None
+    md5: str | None = None
+    strip_prefix: str = ""
+    place_at: str | None = None
+    page: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url is not None and self.synapse_id is not None:
+            raise ValueError(f"{self.filename}: set at most one of url or synapse_id")
+        if not self.is_archive and self.place_at is None:
+            raise ValueError(f"{self.filename}: a non-archive file needs place_at")
+
+    @property
+    def is_archive(self) -> bool:
+        return self.filename.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
+
+
+@dataclass(frozen=True)
+class Region:
+    """An evaluation region: the union of the given nnU-Net label values (mednext_official.md §6)."""
+
+    name: str
+    labels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything known about one dataset; ``labels[i]`` is the name of nnU-Net label value ``i``."""
+
+    key: str
+    title: str
+    dataset_id: int
+    nnunet_name: str
+    modality: str
+    channel_names: tuple[str, ...]
+    labels: tuple[str, ...]
+    source_label_values: tuple[int, ...]
+    regions: tuple[Region, ...]
+    expected_training_cases: int
+    licence: str
+    homepage: str
+    files: tuple[SourceFile, ...] = ()
+    label_remap: tuple[tuple[int, int], ...] = ()
+    credential_env: str | None = None
+    notes: str = ""
+
+    @property
+    def folder_name(self) -> str:
+        """nnU-Net raw/preprocessed folder name, e.g. ``Dataset017_BTCV``."""
+        return f"Dataset{self.dataset_id:03d}_{self.nnunet_name}"
+
+    @property
+    def needs_credentials(self) -> bool:
+        return self.credential_env is not None
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes including background."""
+        return len(self.labels)
+
+    def label_dict(self) -> dict[str, int]:
+        """``dataset.json`` ``labels`` mapping (name -> nnU-Net value)."""
+        return {name: value for value, name in enumerate(self.labels)}
+
+    def channel_dict(self) -> dict[str, str]:
+        """``dataset.json`` ``channel_names`` mapping ("0" -> "CT", ...)."""
+        return {str(i): name for i, name in enumerate(self.channel_names)}
+
+    def remap(self) -> dict[int, int]:
+        """Source label value -> nnU-Net label value (identity where not remapped)."""
+        table = {v: v for v in self.source_label_values}
+        table.update(dict(self.label_remap))
+        return table
+
+
+def _btcv() -> DatasetSpec:
+    return DatasetSpec(
+        key="btcv",
+        title="BTCV: Multi-Atlas Labeling Beyond the Cranial Vault (abdomen)",
+        dataset_id=17,
+        nnunet_name="BTCV",
+        modality="CT",
+        channel_names=("CT",),
+        labels=(
+            "background", "spleen", "right_kidney", "left_kidney", "gallbladder", "esophagus", "liver",
+            "stomach", "aorta", "inferior_vena_cava", "portal_and_splenic_vein", "pancreas",
+            "right_adrenal_gland", "left_adrenal_gland",
+        ),
+        source_label_values=tuple(range(14)),
+        regions=tuple(Region(n, (i,)) for i, n in enumerate((
+            "spleen", "right_kidney", "left_kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta",
+            "inferior_vena_cava", "portal_and_splenic_vein", "pancreas", "right_adrenal_gland",
+            "left_adrenal_gland"), start=1)),
+        expected_training_cases=30,
+        licence="Challenge terms on Synapse (registration and acceptance required); no CC licence published",
+        homepage="https://www.synapse.org/#!Synapse:syn3193805/wiki/217789",
+        files=(SourceFile("RawData.zip", synapse_id="syn3379050",
+                          page="https://www.synapse.org/#!Synapse:syn3379050"),),
+        credential_env=SYNAPSE_TOKEN_ENV,
+        notes="Project syn3193805; RawData.zip is entity syn3379050 (public downloaders record md5 "
+              "e8e3fc9604eadc34c47067e2332f8ea1; the download checks the md5 Synapse publishes). Layout RawData/Training/{img/img00XX,label/label00XX}.nii.gz; Test/ has no labels.",
+    )
+
+
+def _amos22() -> DatasetSpec:
+    return DatasetSpec(
+        key="amos22",
+        title="AMOS22 task 1 (CT part of the training set)",
+        dataset_id=222,
+        nnunet_name="AMOS22CT",
+        modality="CT",
+        channel_names=("CT",),
+        labels=(
+            "background", "spleen", "right_kidney", "left_kidney", "gallbladder", "esophagus", "liver",
+            "stomach", "aorta", "postcava", "pancreas", "right_adrenal_gland", "left_adrenal_gland",
+            "duodenum", "bladder", "prostate_uterus",
+        ),
+        source_label_values=tuple(range(16)),
+        regions=tuple(Region(n, (i,)) for i, n in enumerate((
+            "spleen", "right_kidney", "left_kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta",
+            "postcava", "pancreas", "right_adrenal_gland", "left_adrenal_gland", "duodenum", "bladder",
+            "prostate_uterus"), start=1)),
+        expected_training_cases=200,
+        licence="CC BY-NC-SA 4.0 per the OpenReview/Zenodo record (truncated in our copy: check the record)",
+        homepage="https://zenodo.org/records/7155725",
+        files=(SourceFile("amos22.zip", url=f"{ZENODO}/records/7155725/files/amos22.zip?download=1",
+                          zenodo_record="7155725"),),
+        notes="imagesTr holds 240 cases: ids < 500 are CT (200), ids >= 500 MRI (40, excluded). No login.",
+    )
+
+
+def _kits19() -> DatasetSpec:
+    images = tuple(
+        SourceFile(
+            f"case_{i:05d}.nii.gz",
+            url=f"{HUGGINGFACE}/datasets/neheller/KiTS-Challenge-Imaging/resolve/main/images/case_{i:05d}.nii.gz",
+            place_at=f"data/case_{i:05d}/imaging.nii.gz",
+        )
+        for i in range(KITS19_TRAIN_CASES)
+    )
+    labels = SourceFile(
+        f"kits19-{KITS19_COMMIT}.zip",
+        url=f"{GITHUB}/neheller/kits19/archive/{KITS19_COMMIT}.zip",
+        strip_prefix=f"kits19-{KITS19_COMMIT}/",
+    )
+    return DatasetSpec(
+        key="kits19",
+        title="KiTS19: Kidney Tumor Segmentation Challenge 2019",
+        dataset_id=40,
+        nnunet_name="KiTS19",
+        modality="CT",
+        channel_names=("CT",),
+        labels=("background", "kidney", "tumor"),
+        source_label_values=(0, 1, 2),
+        regions=(Region("kidney", (1,)), Region("tumor", (2,)), Region("kidney_and_tumor", (1, 2))),
+        expected_training_cases=KITS19_TRAIN_CASES,
+        licence="Data CC BY-NC-SA 4.0 (kits19 data/LICENSE); starter code MIT",
+        homepage="https://github.com/neheller/kits19",
+        files=(labels, *images),
+        notes="Labels are in the git repo (case_00000..00209); images from the Hugging Face dataset "
+              "neheller/KiTS-Challenge-Imaging (no checksums published: recorded on first download). "
+              "Cases 210-299 are the unlabelled test set and are not fetched. Official MedNeXt evaluates "
+              "kidney=(1,) only; the KiTS19 composite kidney+tumor=(1,2) is added here.",
+    )
+
+
+def _brats21() -> DatasetSpec:
+    return DatasetSpec(
+        key="brats21",
+        title="BraTS 2021 task 1 (RSNA-ASNR-MICCAI) training data",
+        dataset_id=137,
+        nnunet_name="BraTS2021",
+        modality="MRI",
+        channel_names=("T1", "T1ce", "T2", "FLAIR"),
+        labels=("background", "edema", "non_enhancing_and_necrosis", "enhancing_tumor"),
+        source_label_values=(0, 1, 2, 4),
+        label_remap=((1, 2), (2, 1), (4, 3)),
+        regions=(Region("WT", (1, 2, 3)), Region("TC", (2, 3)), Region("ET", (3,))),
+        expected_training_cases=1251,
+        licence="BraTS 2021 data use agreement on Synapse (registration required); not confirmed as CC",
+        homepage="https://www.synapse.org/#!Synapse:syn25829067",
+        files=(SourceFile("RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021.tar",
+                          page="https://www.synapse.org/#!Synapse:syn25829067/wiki/610863"),),
+        credential_env=SYNAPSE_TOKEN_ENV,
+        notes="Source labels 1 NCR, 2 ED, 4 ET are remapped to nnU-Net order 2->1, 1->2, 4->3 (as nnU-Net "
+              "Task043/137 and MedNeXt do; map back for submission). Channels _t1, _t1ce, _t2, _flair -> "
+              "0000..0003. The Synapse entity id of the training tar is not recorded here: look it up on the "
+              "project page and pass it with --synapse-id, or place the tar by hand. "
+              "The same files are on Kaggle (RSNA-MICCAI release) for hand placement.",
+    )
+
+
+def _synthetic() -> DatasetSpec:
+    return DatasetSpec(
+        key="synthetic",
+        title="Synthetic abdominal-CT-like demo dataset",
+        dataset_id=990,
+        nnunet_name="SyntheticAbdomen",
+        modality="CT",
+        channel_names=("CT",),
+        labels=("background", "liver", "spleen", "kidney_right", "kidney_left"),
+        source_label_values=(0, 1, 2, 3, 4),
+        regions=(Region("liver", (1,)), Region("spleen", (2,)), Region("kidney_right", (3,)),
+                 Region("kidney_left", (4,))),
+        expected_training_cases=8,
+        licence="CC0-1.0 (generated)",
+        homepage="mednext.data.synthetic",
+        notes="Generated locally by mednext.data.synthetic.write_synthetic_dataset; nothing to download.",
+    )
+
+
+#: All datasets by key. Iteration order is the paper's table order, then the demo set.
+DATASETS: dict[str, DatasetSpec] = {spec.key: spec for spec in (_btcv(), _amos22(), _kits19(), _brats21(), _synthetic())}
+
+#: The four real datasets of the paper (§3).
+PAPER_DATASETS: tuple[str, ...] = ("btcv", "amos22", "kits19", "brats21")
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """Look a dataset up by key (case-insensitive), nnU-Net folder name, or dataset id as text."""
+    wanted = str(name).strip()
+    lowered = wanted.lower()
+    if lowered in DATASETS:
+        return DATASETS[lowered]
+    for spec in DATASETS.values():
+        if wanted == spec.folder_name or wanted.lower() == spec.nnunet_name.lower() or (
+            wanted.isdigit() and int(wanted) == spec.dataset_id
+        ):
+            return spec
+    known = ", ".join(f"{s.key} ({s.folder_name})" for s in DATASETS.values())
+    raise UnknownDatasetError(f"unknown dataset {name!r}; expected one of: {known}")

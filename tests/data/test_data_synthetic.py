@@ -1,0 +1,84 @@
+"""The synthetic demo dataset: determinism, geometry, labels, and nnU-Net's own integrity check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+from mednext.data.synthetic import SYNTHETIC_LABELS, write_synthetic_dataset
+
+
+def _all_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path: Path) -> None:
+    a = write_synthetic_dataset(tmp_path / "a", n_cases=3, seed=7)
+    b = write_synthetic_dataset(tmp_path / "b", n_cases=3, seed=7)
+    c = write_synthetic_dataset(tmp_path / "c", n_cases=3, seed=8)
+    bytes_a, bytes_b, bytes_c = _all_bytes(a), _all_bytes(b), _all_bytes(c)
+    assert sorted(bytes_a) == [
+        "dataset.json",
+        "imagesTr/synth_000_0000.nii.gz",
+        "imagesTr/synth_001_0000.nii.gz",
+        "imagesTr/synth_002_0000.nii.gz",
+        "labelsTr/synth_000.nii.gz",
+        "labelsTr/synth_001.nii.gz",
+        "labelsTr/synth_002.nii.gz",
+    ]
+    assert bytes_a == bytes_b
+    for key in bytes_a:
+        if key != "dataset.json":
+            assert bytes_a[key] != bytes_c[key], key
+    # cases differ from each other within one dataset, too
+    assert bytes_a["labelsTr/synth_000.nii.gz"] != bytes_a["labelsTr/synth_001.nii.gz"]
+
+
+def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
+    folder = write_synthetic_dataset(tmp_path, dataset_id=991, name="Demo", n_cases=2, shape=(24, 48, 40), spacing=(3.0, 0.7, 0.9))
+    assert folder == tmp_path / "Dataset991_Demo"
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert meta["channel_names"] == {"0": "CT"}
+    assert meta["labels"] == SYNTHETIC_LABELS and meta["numTraining"] == 2 and meta["file_ending"] == ".nii.gz"
+    for case in ("synth_000", "synth_001"):
+        img = sitk.ReadImage(str(folder / "imagesTr" / f"{case}_0000.nii.gz"))
+        seg = sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz"))
+        # SimpleITK reports spacing (x, y, z); the API takes (z, y, x)
+        assert img.GetSpacing() == pytest.approx((0.9, 0.7, 3.0)) and seg.GetSpacing() == pytest.approx((0.9, 0.7, 3.0))
+        image, label = sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(seg)
+        assert image.shape == label.shape == (24, 48, 40)
+        assert image.dtype == np.int16 and label.dtype == np.uint8
+        assert set(np.unique(label).tolist()) == {0, 1, 2, 3, 4}
+        # CT-like: air outside the body, organs brighter than fat, kidneys brightest of the organs
+        assert image[0, 0, 0] < -900
+        means = {k: float(image[label == k].mean()) for k in range(1, 5)}
+        assert all(20 < means[k] < 200 for k in means), means
+        assert min(means[3], means[4]) > max(means[1], means[2])
+        # the liver is the largest organ
+        counts = np.bincount(label.ravel(), minlength=5)
+        assert counts[1] == counts[1:].max()
+
+
+def test_existing_folder_is_replaced_and_no_temp_left(tmp_path: Path) -> None:
+    write_synthetic_dataset(tmp_path, n_cases=4)
+    folder = write_synthetic_dataset(tmp_path, n_cases=2)
+    assert len(list((folder / "imagesTr").iterdir())) == 2
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+
+
+def test_bad_arguments_are_rejected_without_output(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="spacing must be 3 positive values"):
+        write_synthetic_dataset(tmp_path, spacing=(2.5, 0.0, 0.8))
+    with pytest.raises(ValueError, match="n_cases must be >= 1"):
+        write_synthetic_dataset(tmp_path, n_cases=0)
+    assert not any(tmp_path.glob("Dataset*"))
+
+
+def test_passes_nnunet_verify_dataset_integrity(tmp_path: Path, nnunet_env: dict[str, Path]) -> None:
+    folder = write_synthetic_dataset(nnunet_env["nnUNet_raw"], n_cases=3)
+    verify_dataset_integrity(str(folder), num_processes=1)  # raises on any problem
