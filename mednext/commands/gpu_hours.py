@@ -1,0 +1,27 @@
+"""``mednext-repro gpu-hours``: the GPU hours a workflow config's training jobs will take, before submission."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from mednext.workflow.grid import all_runs, check_config
+from mednext.workflow.resources import gpu_hours_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("gpu-hours", help=__doc__.split(": ", 1)[1])
+    parser.add_argument("--config", type=Path, default=Path("config/paper.yaml"), help="workflow config")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = yaml.safe_load(args.config.read_text())
+    check_config(config, str(args.config))
+    table = gpu_hours_table(all_runs(config), config)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
+    print(f"total: {int(table['jobs'].sum())} training jobs, {table['gpu_hours'].sum():,.0f} GPU hours "
+          f"({config['training']['epochs']} epochs x {config['training']['iterations_per_epoch']} iterations)")
+    return 0

@@ -1,0 +1,88 @@
+"""Which trainings the paper needs: datasets x networks x folds, the ablations, and UpKern parents.
+
+Everything resolves through the two registries (:mod:`mednext.networks`, :mod:`mednext.data.registry`),
+so adding a network or dataset to the config is the only edit a new run needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mednext.data.registry import get_dataset
+from mednext.networks import get_network
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One training: a network on a dataset's fold (the unit of the ``train`` rule)."""
+
+    dataset: str
+    network: str
+    fold: int
+
+
+class ConfigError(ValueError):
+    """The workflow config names something the registries do not know."""
+
+
+def check_config(config: Mapping[str, Any], source: str = "config") -> None:
+    """Raise :class:`ConfigError` naming ``source`` if a dataset or network is unknown to the registries."""
+    for key in config.get("datasets", []) + config.get("ablations", {}).get("datasets", []):
+        try:
+            get_dataset(key)
+        except KeyError as error:
+            raise ConfigError(f"{source}: {error.args[0]}") from None
+    for name in config.get("networks", []) + config.get("ablations", {}).get("networks", []):
+        try:
+            get_network(name)
+        except KeyError as error:
+            raise ConfigError(f"{source}: {error.args[0]}") from None
+
+
+def _product(datasets: Iterable[str], networks: Iterable[str], folds: Iterable[int]) -> list[Run]:
+    return [Run(d, n, int(f)) for d in datasets for n in networks for f in folds]
+
+
+def main_runs(config: Mapping[str, Any]) -> list[Run]:
+    """Table 2: every dataset x network x fold of the config."""
+    return _product(config["datasets"], config["networks"], config["folds"])
+
+
+def ablation_runs(config: Mapping[str, Any]) -> list[Run]:
+    """Table 1 (right): the ablation networks on the ablation datasets."""
+    ablations = config.get("ablations", {})
+    return _product(ablations.get("datasets", []), ablations.get("networks", []), config["folds"])
+
+
+def parent_run(run: Run) -> Run | None:
+    """The run whose final checkpoint initialises ``run`` by UpKern (same dataset and fold), if any."""
+    parent = get_network(run.network).init_from
+    return None if parent is None else Run(run.dataset, parent, run.fold)
+
+
+def all_runs(config: Mapping[str, Any]) -> list[Run]:
+    """Main and ablation runs plus every UpKern parent they need, each once, sorted."""
+    pending = main_runs(config) + ablation_runs(config)
+    seen: set[Run] = set()
+    while pending:
+        run = pending.pop()
+        if run in seen:
+            continue
+        seen.add(run)
+        parent = parent_run(run)
+        if parent is not None:
+            pending.append(parent)
+    return sorted(seen)
+
+
+def configurations_for(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """nnU-Net configurations (3d_fullres, 2d) that the dataset's runs train, in a stable order."""
+    wanted = {get_network(r.network).configuration for r in all_runs(config) if r.dataset == dataset}
+    return [c for c in ("3d_fullres", "2d") if c in wanted]
+
+
+def datasets_of(config: Mapping[str, Any]) -> list[str]:
+    """Every dataset the config trains on (main and ablations), in config order."""
+    return list(dict.fromkeys([*config["datasets"], *config.get("ablations", {}).get("datasets", [])]))

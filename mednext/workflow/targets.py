@@ -1,0 +1,65 @@
+"""The files each workflow target asks for, computed from the config and the registries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mednext.data.registry import DATASETS, get_dataset
+from mednext.networks import get_network
+from mednext.workflow.grid import Run, ablation_runs, all_runs, main_runs
+from mednext.workflow.layout import Layout
+
+#: Target name -> the ablation networks it reruns and the networks they are compared with (Table 1 right).
+ABLATION_TARGETS: dict[str, tuple[str, ...]] = {
+    "ablation_resampling": ("MedNeXt-B_k3_standard_resampling", "MedNeXt-B_k3"),
+    "ablation_upkern": ("MedNeXt-B_k5_scratch", "MedNeXt-B_k5"),
+    "ablation_twice": ("MedNeXt-B_k3_twice", "MedNeXt-B_k5"),
+}
+
+
+def dataset_key_of_folder(folder: str) -> str:
+    """Registry key of the dataset whose nnU-Net folder is ``folder`` (e.g. Dataset017_BTCV -> btcv)."""
+    for key, spec in DATASETS.items():
+        if spec.folder_name == folder:
+            return key
+    raise KeyError(f"no registered dataset has nnU-Net folder {folder!r}")
+
+
+def metrics_files(runs: list[Run], layout: Layout) -> list[str]:
+    return [layout.metrics(run) for run in runs]
+
+
+def all_metrics(config: Mapping[str, Any]) -> list[str]:
+    """Metrics of every run the tables use (main grid and ablations)."""
+    layout = Layout.from_config(config)
+    return metrics_files(sorted(set(main_runs(config)) | set(ablation_runs(config))), layout)
+
+
+def ablation_metrics(config: Mapping[str, Any], target: str) -> list[str]:
+    """Metrics a single ablation target needs: its networks on the ablation datasets, all folds."""
+    if target not in ABLATION_TARGETS:
+        raise KeyError(f"unknown ablation target {target!r}; known: {sorted(ABLATION_TARGETS)}")
+    datasets = config.get("ablations", {}).get("datasets", [])
+    runs = [Run(d, n, f) for d in datasets for n in ABLATION_TARGETS[target] for f in config["folds"]]
+    return metrics_files(runs, Layout.from_config(config))
+
+
+def parent_checkpoints(run: Run, config: Mapping[str, Any]) -> list[str]:
+    """The UpKern parent's final checkpoint of ``run`` (empty if it trains from scratch)."""
+    parent = get_network(run.network).init_from
+    if parent is None:
+        return []
+    return [Layout.from_config(config).checkpoint(Run(run.dataset, parent, run.fold))]
+
+
+def evaluation_region_args(dataset: str) -> list[str]:
+    """``--regions NAME=L1,L2 ...`` arguments of the evaluate command for ``dataset``."""
+    regions = get_dataset(dataset).regions
+    return ["--regions", *(f"{r.name}={','.join(map(str, r.labels))}" for r in regions)]
+
+
+def training_checkpoints(config: Mapping[str, Any]) -> list[str]:
+    """Every checkpoint of the config's runs (main, ablations and UpKern parents)."""
+    layout = Layout.from_config(config)
+    return [layout.checkpoint(run) for run in all_runs(config)]

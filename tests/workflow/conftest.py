@@ -1,0 +1,34 @@
+"""Helpers to run the real Snakemake CLI on the project's Snakefile."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def run_snakemake(*args: str, cwd: Path = REPO, timeout: int = 600, check: bool = True,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``snakemake ARGS`` (targets first: --configfile takes several values) and return the result."""
+    result = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse the "Job stats" block of a dry run into {rule: count}."""
+    block = dry_run_output[dry_run_output.index("Job stats:"):]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts

@@ -1,0 +1,35 @@
+# Config validation, the two registries and the file layout, shared by every rule file.
+import os
+import sys
+
+from snakemake.utils import validate
+
+from mednext.data.registry import get_dataset
+from mednext.networks import get_network
+from mednext.workflow import targets
+from mednext.workflow.grid import Run, all_runs, check_config, configurations_for, datasets_of, parent_run
+from mednext.workflow.layout import TABLE_FORMATS, Layout, run_from_checkpoint_wildcards
+from mednext.workflow import resources as res
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_config(config, "workflow config")
+
+LAYOUT = Layout.from_config(config)
+PY = f'"{sys.executable}" -m mednext'
+LOGS = LAYOUT.logs
+# nnU-Net reads its folders from the environment; jobs (local or sbatch --export=ALL) inherit it.
+os.environ.update(LAYOUT.nnunet_env())
+
+wildcard_constraints:
+    dataset_folder=r"Dataset\d{3}_\w+",
+    trainer=r"nnUNetTrainer\w*",
+    configuration=r"3d_fullres|2d",
+    fold=r"\d+",
+
+
+def dataset_key(wildcards):
+    return targets.dataset_key_of_folder(wildcards.dataset_folder)
+
+
+def train_run(wildcards):
+    return run_from_checkpoint_wildcards(wildcards.dataset_folder, wildcards.trainer, wildcards.fold)

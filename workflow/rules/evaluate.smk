@@ -1,0 +1,38 @@
+# Score each fold's validation predictions (written by nnU-Net at the end of training, at original
+# spacing) with DSC, surface Dice, HD95; then summarise per fold and across folds.
+
+
+rule evaluate:
+    input:
+        checkpoint=lambda wc: LAYOUT.checkpoint(Run(wc.dataset, wc.network, int(wc.fold))),
+    output:
+        LAYOUT.metrics_pattern(),
+    log:
+        f"{LOGS}/evaluate/{{dataset}}/{{network}}/fold_{{fold}}.log",
+    params:
+        predictions=lambda wc: LAYOUT.validation_folder(Run(wc.dataset, wc.network, int(wc.fold))),
+        ground_truth=lambda wc: LAYOUT.ground_truth_folder(wc.dataset),
+        regions=lambda wc: " ".join(targets.evaluation_region_args(wc.dataset)),
+        evaluation=config["evaluation"],
+    threads: config["evaluation"]["workers"]
+    resources:
+        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=16000,
+    shell:
+        "{PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --out {output}"
+        " --dataset {wildcards.dataset} --network {wildcards.network} --fold {wildcards.fold} {params.regions}"
+        " --spacing-modes {params.evaluation[spacing_modes]} --tolerance {params.evaluation[tolerance_mm]}"
+        " --workers {threads} > {log} 2>&1"
+
+
+rule summarize:
+    input:
+        targets.all_metrics(config),
+    output:
+        per_fold=f"{LAYOUT.results}/summary/summary_per_fold.csv",
+        cross_fold=f"{LAYOUT.results}/summary/summary_cross_fold.csv",
+    log:
+        f"{LOGS}/summarize.log",
+    localrule: True
+    shell:
+        "{PY} summarize {input} --out-dir {LAYOUT.results}/summary > {log} 2>&1"

@@ -1,0 +1,25 @@
+# nnU-Net v2 planning at 1 mm isotropic with the paper's patches, preprocessing, and fixed 5-fold splits.
+
+
+rule plan_and_preprocess:
+    input:
+        LAYOUT.raw_pattern(),
+    output:
+        plans=LAYOUT.plans_pattern(),
+        splits=LAYOUT.splits_pattern(),
+    log:
+        f"{LOGS}/plan/{{dataset_folder}}.log",
+    params:
+        dataset_id=lambda wc: get_dataset(dataset_key(wc)).dataset_id,
+        configurations=lambda wc: " ".join(configurations_for(config, dataset_key(wc))),
+        planning=config["planning"],
+    threads: config["planning"]["processes"]
+    resources:
+        runtime=lambda wc, attempt: 360 * attempt,
+        mem_mb=32000,
+    shell:
+        "({PY} plan --dataset-id {params.dataset_id} --plans-name {config[plans]}"
+        " --patch-size {params.planning[patch_3d]} --patch-size-2d {params.planning[patch_2d]}"
+        " --batch-size {params.planning[batch_3d]} --batch-size-2d {params.planning[batch_2d]}"
+        " --configurations {params.configurations} --num-processes {threads}"
+        " && {PY} data splits {wildcards.dataset_folder}) > {log} 2>&1"

@@ -1,0 +1,64 @@
+# The paper's tables, reproduced beside reported (CSV, Markdown, LaTeX), the overview plot, and the
+# named targets: all_tables, one per table, one per ablation.
+
+
+rule table1_configs:
+    input:
+        f"{config['reported']}/table1_configs.csv",
+    output:
+        multiext(f"{LAYOUT.tables}/table1_configs", ".csv", ".md"),
+    log:
+        f"{LOGS}/tables/table1_configs.log",
+    localrule: True
+    shell:
+        "{PY} table1 --reported {input} --out-dir {LAYOUT.tables} > {log} 2>&1"
+
+
+rule results_tables:
+    input:
+        per_fold=rules.summarize.output.per_fold,
+        reported=expand(f"{config['reported']}/{{name}}.csv", name=["table2", "table1_ablations", "test_set"]),
+    output:
+        report(multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex"), category="Tables"),
+        report(multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex"), category="Tables"),
+        multiext(f"{LAYOUT.tables}/test_set", ".csv", ".md", ".tex"),
+        report(f"{LAYOUT.tables}/reproduced_vs_reported.png", category="Plots"),
+    log:
+        f"{LOGS}/tables/results_tables.log",
+    params:
+        n_folds=len(config["folds"]),
+    localrule: True
+    shell:
+        "{PY} tables --per-fold {input.per_fold} --reported {config[reported]} --out-dir {LAYOUT.tables}"
+        " --spacing-mode {config[tables][spacing_mode]} --folds {params.n_folds} > {log} 2>&1"
+
+
+rule table2:
+    input:
+        multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex"),
+
+
+rule table1_ablations:
+    input:
+        multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex"),
+
+
+rule all_tables:
+    input:
+        rules.table1_configs.output,
+        rules.results_tables.output,
+
+
+rule ablation_resampling:
+    input:
+        targets.ablation_metrics(config, "ablation_resampling"),
+
+
+rule ablation_upkern:
+    input:
+        targets.ablation_metrics(config, "ablation_upkern"),
+
+
+rule ablation_twice:
+    input:
+        targets.ablation_metrics(config, "ablation_twice"),

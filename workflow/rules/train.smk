@@ -1,0 +1,30 @@
+# One nnU-Net v2 training per dataset x network x fold. Kernel-5 MedNeXt (and the "trained twice"
+# ablation) waits for the same dataset and fold's parent checkpoint and starts from it by UpKern.
+# An interrupted training resumes from checkpoint_latest.pth when the job is rerun or retried.
+
+
+rule train:
+    input:
+        plans=lambda wc: LAYOUT.plans_json(train_run(wc).dataset),
+        splits=lambda wc: LAYOUT.splits_json(train_run(wc).dataset),
+        parent=lambda wc: targets.parent_checkpoints(train_run(wc), config),
+    output:
+        LAYOUT.checkpoint_pattern(),
+    log:
+        f"{LOGS}/train/{{dataset_folder}}/{{trainer}}__{{configuration}}/fold_{{fold}}.log",
+    params:
+        run=train_run,
+        dataset_id=lambda wc: get_dataset(train_run(wc).dataset).dataset_id,
+        training=config["training"],
+    threads: 2 if config["device"] == "cpu" else res.merged_resources(config)["cpus_per_gpu"]
+    resources:
+        gpu=1 if config["device"] == "cuda" else 0,
+        cpus_per_gpu=res.merged_resources(config)["cpus_per_gpu"] if config["device"] == "cuda" else 0,
+        runtime=lambda wc, attempt: res.train_runtime_minutes(train_run(wc).network, config, attempt),
+        mem_mb=lambda wc: res.train_mem_mb(train_run(wc).network, config),
+    shell:
+        "{PY} train --dataset-id {params.dataset_id} --network {params.run.network} --fold {wildcards.fold}"
+        " --plans-name {config[plans]} --configuration {wildcards.configuration} --device {config[device]}"
+        " --epochs {params.training[epochs]} --iters {params.training[iterations_per_epoch]}"
+        " --val-iters {params.training[val_iterations]} --save-every {params.training[save_every]}"
+        " >> {log} 2>&1"
