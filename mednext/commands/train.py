@@ -1,0 +1,54 @@
+"""``train``: one (dataset, network, fold) with stock ``nnUNetv2_train``; reruns resume (§3.1)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from mednext.nnunet.paths import DEFAULT_PLANS
+
+log = logging.getLogger(__name__)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments naming one run: dataset, network, fold, plans, configuration, device."""
+    parser.add_argument("--dataset-id", type=int, required=True, help="nnU-Net dataset id")
+    parser.add_argument("--network", required=True, help="registry name, e.g. MedNeXt-B_k5 (mednext.networks)")
+    parser.add_argument("--fold", required=True, help="fold 0-4 or 'all'")
+    parser.add_argument("--plans-name", default=DEFAULT_PLANS, help=f"plans identifier (default {DEFAULT_PLANS})")
+    parser.add_argument("--configuration", default=None, help="nnU-Net configuration (default: the network's)")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"), help="default cuda")
+
+
+def run_spec(args: argparse.Namespace):  # -> RunSpec
+    from mednext.nnunet.runner import RunSpec
+
+    fold = args.fold if args.fold == "all" else int(args.fold)
+    return RunSpec(args.dataset_id, args.network, fold, args.plans_name, args.configuration)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train one fold of one network (resumes an interrupted run)")
+    add_run_arguments(parser)
+    parser.add_argument("--epochs", type=int, help="epochs (paper: 1000)")
+    parser.add_argument("--iters", type=int, help="training iterations per epoch (paper: 250)")
+    parser.add_argument("--val-iters", type=int, help="validation iterations per epoch (nnU-Net: 50)")
+    parser.add_argument("--save-every", type=int, help="write checkpoint_latest every N epochs (nnU-Net: 50)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from mednext.nnunet.runner import train
+    from mednext.nnunet.trainers import Schedule
+
+    schedule = Schedule.from_env()
+    overrides = {k: v for k, v in {"epochs": args.epochs, "iters": args.iters, "val_iters": args.val_iters,
+                                   "save_every": args.save_every}.items() if v is not None}
+    bad = {k: v for k, v in overrides.items() if v < 1}
+    if bad:
+        raise SystemExit(f"train: {bad} must be positive integers")
+    action = train(run_spec(args), device=args.device, schedule=replace(schedule, **overrides))
+    log.info("train %s fold %s: %s", args.network, args.fold, action.value)
+    return 0

@@ -1,0 +1,171 @@
+"""The paper's plans through nnU-Net's own planner: 1 mm isotropic, fixed 128³ (3D) / 512² (2D) patches.
+
+§3.1: "The data is resampled to 1mm isotropic spacing ..., using input patch size of 128x128x128
+and 512x512, and batch size 2 and 14, for 3D and 2D networks respectively." The official v1
+planner ``ExperimentPlanner3D_v21_customTargetSpacing_1x1x1`` sets the spacing and hard-sets the
+patch (mednext_official.md §4). Here an :class:`ExperimentPlanner` subclass does the same inside
+nnU-Net v2: nnU-Net fingerprints, plans (normalisation, resampling, nnU-Net's own U-Net topology
+for the fixed patch) and preprocesses; only spacing, patch and batch size are pinned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+
+from mednext.nnunet.paths import DEFAULT_PLANS, dataset_name, require_env
+
+log = logging.getLogger(__name__)
+
+PAPER_SPACING_MM: tuple[float, float, float] = (1.0, 1.0, 1.0)
+PAPER_PATCH_3D: tuple[int, int, int] = (128, 128, 128)
+PAPER_PATCH_2D: tuple[int, int] = (512, 512)
+PAPER_BATCH_3D = 2
+PAPER_BATCH_2D = 14
+CONFIGURATIONS: tuple[str, ...] = ("3d_fullres", "2d")
+
+
+class FixedPatchPlanner1mm(ExperimentPlanner):
+    """nnU-Net's default planner with target spacing 1x1x1 mm and fixed patch/batch sizes.
+
+    No ``3d_lowres``/cascade configuration is made (the paper trains full resolution only).
+    """
+
+    def __init__(
+        self,
+        dataset_name_or_id: str | int,
+        plans_name: str = DEFAULT_PLANS,
+        patch_size_3d: Sequence[int] = PAPER_PATCH_3D,
+        patch_size_2d: Sequence[int] = PAPER_PATCH_2D,
+        batch_size_3d: int = PAPER_BATCH_3D,
+        batch_size_2d: int = PAPER_BATCH_2D,
+        spacing: Sequence[float] = PAPER_SPACING_MM,
+        gpu_memory_target_in_gb: float = 8,
+        preprocessor_name: str = "DefaultPreprocessor",
+    ) -> None:
+        _check_sizes("patch_size_3d", patch_size_3d, 3)
+        _check_sizes("patch_size_2d", patch_size_2d, 2)
+        if batch_size_3d < 1 or batch_size_2d < 1:
+            raise ValueError(f"batch sizes must be >= 1, found 3D {batch_size_3d}, 2D {batch_size_2d}")
+        if len(spacing) != 3 or min(spacing) <= 0:
+            raise ValueError(f"spacing must be 3 positive values in mm, found {list(spacing)}")
+        super().__init__(
+            dataset_name_or_id,
+            gpu_memory_target_in_gb=gpu_memory_target_in_gb,
+            preprocessor_name=preprocessor_name,
+            plans_name=plans_name,
+            overwrite_target_spacing=[float(s) for s in spacing],
+            suppress_transpose=False,
+        )
+        self.fixed_patch = {3: tuple(int(p) for p in patch_size_3d), 2: tuple(int(p) for p in patch_size_2d)}
+        self.fixed_batch = {3: int(batch_size_3d), 2: int(batch_size_2d)}
+        self.lowres_creation_threshold = 0.0  # never add a 3d_lowres configuration
+
+    @staticmethod
+    def static_estimate_VRAM_usage(
+        patch_size: tuple[int, ...],
+        input_channels: int,
+        output_channels: int,
+        arch_class_name: str,
+        arch_kwargs: dict,
+        arch_kwargs_req_import: tuple[str, ...],
+    ) -> int:
+        """nnU-Net's estimate, safe with ``nnUNet_n_proc_DA=0`` (nnU-Net passes 0 to ``set_num_threads``)."""
+        from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+        net = get_network_from_plans(
+            arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels, output_channels, allow_init=False
+        )
+        return net.compute_conv_feature_map_size(patch_size)
+
+    def get_plans_for_configuration(
+        self,
+        spacing: np.ndarray | tuple[float, ...] | list[float],
+        median_shape: np.ndarray | tuple[int, ...],
+        data_identifier: str,
+        approximate_n_voxels_dataset: float,
+        _cache: dict,
+    ) -> dict:
+        """nnU-Net's configuration, then the fixed patch, batch and a U-Net topology for that patch."""
+        plan = super().get_plans_for_configuration(spacing, median_shape, data_identifier, approximate_n_voxels_dataset, _cache)
+        dim = len(spacing)
+        patch = self.fixed_patch[dim]
+        _, pool_op_kernel_sizes, conv_kernel_sizes, adjusted, _ = get_pool_and_conv_props(
+            spacing, patch, self.UNet_featuremap_min_edge_length, 999999
+        )
+        if tuple(int(p) for p in adjusted) != patch:
+            raise ValueError(
+                f"patch {list(patch)} does not fit nnU-Net's U-Net topology at spacing {list(spacing)} "
+                f"(nnU-Net would use {[int(p) for p in adjusted]}); choose sizes divisible by a power of two"
+            )
+        n_stages = len(pool_op_kernel_sizes)
+        max_features = self.UNet_max_features_2d if dim == 2 else self.UNet_max_features_3d
+        plan["architecture"]["arch_kwargs"].update(
+            {
+                "n_stages": n_stages,
+                "features_per_stage": tuple(min(max_features, self.UNet_base_num_features * 2**i) for i in range(n_stages)),
+                "kernel_sizes": conv_kernel_sizes,
+                "strides": pool_op_kernel_sizes,
+                "n_conv_per_stage": self.UNet_blocks_per_stage_encoder[:n_stages],
+                "n_conv_per_stage_decoder": self.UNet_blocks_per_stage_decoder[: n_stages - 1],
+            }
+        )
+        plan["patch_size"] = patch
+        plan["batch_size"] = self.fixed_batch[dim]
+        return plan
+
+
+def _check_sizes(name: str, sizes: Sequence[int], n: int) -> None:
+    if len(sizes) != n or any(int(s) < 1 for s in sizes):
+        raise ValueError(f"{name} must be {n} positive sizes, found {list(sizes)}")
+
+
+def plan_and_preprocess(
+    dataset_id: int,
+    plans_name: str = DEFAULT_PLANS,
+    patch_size_3d: Sequence[int] = PAPER_PATCH_3D,
+    patch_size_2d: Sequence[int] = PAPER_PATCH_2D,
+    batch_size_3d: int = PAPER_BATCH_3D,
+    batch_size_2d: int = PAPER_BATCH_2D,
+    configurations: Sequence[str] = CONFIGURATIONS,
+    preprocess: bool = True,
+    num_processes: int = 2,
+    verify_dataset: bool = False,
+    refresh_fingerprint: bool = False,
+) -> Path:
+    """Fingerprint (if missing), plan with :class:`FixedPatchPlanner1mm`, optionally preprocess.
+
+    Uses ``$nnUNet_raw`` and ``$nnUNet_preprocessed``; returns the plans file.
+    """
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
+
+    unknown = sorted(set(configurations) - set(CONFIGURATIONS))
+    if unknown:
+        raise ValueError(f"unknown configurations {unknown}; this planner makes {list(CONFIGURATIONS)}")
+    require_env("nnUNet_raw")
+    preprocessed = require_env("nnUNet_preprocessed")
+    name = dataset_name(dataset_id)
+    fingerprint = preprocessed / name / "dataset_fingerprint.json"
+    if refresh_fingerprint or not fingerprint.is_file():
+        extract_fingerprint_dataset(
+            dataset_id, num_processes=num_processes, check_dataset_integrity=verify_dataset, clean=True, verbose=False
+        )
+    planner = FixedPatchPlanner1mm(
+        dataset_id,
+        plans_name=plans_name,
+        patch_size_3d=patch_size_3d,
+        patch_size_2d=patch_size_2d,
+        batch_size_3d=batch_size_3d,
+        batch_size_2d=batch_size_2d,
+    )
+    planner.plan_experiment()
+    plans_file = preprocessed / name / f"{plans_name}.json"
+    log.info("plans written to %s", plans_file)
+    if preprocess and configurations:
+        preprocess_dataset(dataset_id, plans_name, tuple(configurations), num_processes=[num_processes], verbose=False)
+    return plans_file

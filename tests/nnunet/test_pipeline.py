@@ -1,0 +1,200 @@
+"""End to end on CPU through the project CLI and stock nnU-Net: plan, train, UpKern start, resume, predict.
+
+Acceptance (issue 3): 1. MedNeXt-S k3 -> k5 by UpKern with exact initial weights, prediction and
+nnU-Net's Dice; the same for the nnU-Net default. 2. A killed training resumes, not from epoch 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from _nnunet_support import DATASET_ID, set_nnunet_env, write_small_dataset
+
+from mednext.cli import main
+from mednext.networks import get_network
+from mednext.nnunet.checkpoints import load_nnunet_checkpoint, network_weights
+from mednext.nnunet.runner import RunSpec, validation_cases
+from mednext.nnunet.trainers import INITIAL_WEIGHTS_FILE, UPKERN_REPORT_FILE
+from mednext.upkern import upkern_state_dict
+
+pytestmark = pytest.mark.slow  # ~4 min on 2 cores: 5 nnU-Net processes, each validating on CPU
+
+PLANS = "nnUNetPlans_test"
+#: Smallest MedNeXt training patch: the 1/16 bottleneck keeps 2 voxels for GroupNorm; at 1 mm the
+#: test images are 30 x 16 x 16, i.e. one tile.
+PATCH = ("32", "16", "16")
+K5_EPOCHS = 3
+
+
+def _fold_dir(network: str, fold: int = 0) -> Path:
+    return RunSpec(DATASET_ID, network, fold, PLANS).fold_dir()
+
+
+def _train_argv(network: str, fold: int, schedule: list[str]) -> list[str]:
+    return ["train", "--dataset-id", str(DATASET_ID), "--network", network, "--fold", str(fold),
+            "--plans-name", PLANS, "--device", "cpu", *schedule]
+
+
+def _train(network: str, fold: int = 0) -> None:
+    assert main(_train_argv(network, fold, ["--epochs", "1", "--iters", "2", "--val-iters", "1"])) == 0
+
+
+def _epochs_in_log(log: Path) -> list[int]:
+    return [int(m) for m in re.findall(r": Epoch (\d+)\s*$", log.read_text(), flags=re.MULTILINE)]
+
+
+def _predict(network: str, output: Path) -> None:
+    assert main(["predict", "--dataset-id", str(DATASET_ID), "--network", network, "--fold", "0",
+                 "--plans-name", PLANS, "--device", "cpu", "--output", str(output), "--disable-tta"]) == 0
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Synthetic dataset planned (1 mm, small patch) and preprocessed, MedNeXt-S k3 fold 0 trained."""
+    with pytest.MonkeyPatch.context() as mp:
+        dirs = set_nnunet_env(mp, tmp_path_factory.mktemp("nnunet"))
+        write_small_dataset(dirs["nnUNet_raw"], shape=(12, 20, 20))
+        assert main(["plan", "--dataset-id", str(DATASET_ID), "--plans-name", PLANS, "--patch-size", *PATCH,
+                     "--patch-size-2d", "16", "16", "--configurations", "3d_fullres", "--num-processes", "1"]) == 0
+        mp.setenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", "1")
+        _train("MedNeXt-S_k3")
+        yield dirs
+
+
+@pytest.fixture
+def env(prepared: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """The module's nnU-Net folders in this test's environment."""
+    for name, path in prepared.items():
+        monkeypatch.setenv(name, str(path))
+    monkeypatch.setenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", "1")
+    return prepared
+
+
+@pytest.fixture(scope="module")
+def k5_interrupted(prepared: dict[str, Path]) -> dict[str, object]:
+    """MedNeXt-S k5 fold 0 (UpKern from k3): killed after its first checkpoint_latest, then rerun."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, path in prepared.items():
+            mp.setenv(name, str(path))
+        mp.setenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", "1")
+        fold_dir = _fold_dir("MedNeXt-S_k5")
+        schedule = ["--epochs", str(K5_EPOCHS), "--iters", "1", "--val-iters", "1", "--save-every", "1"]
+        argv = _train_argv("MedNeXt-S_k5", 0, schedule)
+        proc = subprocess.Popen([sys.executable, "-m", "mednext", *argv], start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 300
+            # "Epoch 1" is logged after epoch 0's checkpoint_latest has been written (and renamed).
+            while not any(1 in _epochs_in_log(log) for log in fold_dir.glob("training_log_*.txt")):
+                assert proc.poll() is None, f"training ended (code {proc.returncode}) before it could be interrupted"
+                assert time.monotonic() < deadline, "no checkpoint within 300 s"
+                time.sleep(0.2)
+            os.killpg(proc.pid, signal.SIGKILL)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        latest = fold_dir / "checkpoint_latest.pth"
+        state = {
+            "fold_dir": fold_dir,
+            "latest_existed": latest.is_file(),
+            "final_existed": (fold_dir / "checkpoint_final.pth").exists(),
+            "resume_epoch": load_nnunet_checkpoint(latest)["current_epoch"] if latest.is_file() else None,
+        }
+        time.sleep(1.1)  # nnU-Net names its logs by the second
+        assert main(argv) == 0  # the rerun
+        return state
+
+
+def _assert_dice_summary(summary_file: Path, n_cases: int) -> float:
+    summary = json.loads(summary_file.read_text())
+    assert len(summary["metric_per_case"]) == n_cases
+    assert set(summary["mean"]) == {"1", "2", "3", "4"}  # the four synthetic organs
+    dice = summary["foreground_mean"]["Dice"]
+    assert 0.0 <= dice <= 1.0
+    return dice
+
+
+def test_killed_training_resumes_from_latest(env: dict[str, Path], k5_interrupted: dict[str, object]) -> None:
+    """Acceptance 2: the rerun continues from checkpoint_latest (not epoch 0) and does not redo UpKern."""
+    fold_dir = k5_interrupted["fold_dir"]
+    assert k5_interrupted["latest_existed"] and not k5_interrupted["final_existed"]
+    resume_epoch = k5_interrupted["resume_epoch"]
+    assert 1 <= resume_epoch < K5_EPOCHS
+    logs = sorted(fold_dir.glob("training_log_*.txt"))
+    assert len(logs) == 2
+    assert _epochs_in_log(logs[0])[0] == 0
+    assert _epochs_in_log(logs[1]) == list(range(resume_epoch, K5_EPOCHS))  # resumed, never epoch 0
+    assert "UpKern: initialised" in logs[0].read_text() and "UpKern" not in logs[1].read_text()
+    assert load_nnunet_checkpoint(fold_dir / "checkpoint_final.pth")["current_epoch"] == K5_EPOCHS
+    assert not (fold_dir / "checkpoint_latest.pth").exists()  # nnU-Net removes it when training completes
+    assert (fold_dir / "validation" / "summary.json").is_file()
+
+
+def test_upkern_k5_from_k3_then_predict(env: dict[str, Path], k5_interrupted: dict[str, object], tmp_path: Path) -> None:
+    """Acceptance 1 (MedNeXt): k5 starts from UpKern(k3 final weights), predicts, nnU-Net gives a Dice."""
+    k3_dir, k5_dir = _fold_dir("MedNeXt-S_k3"), _fold_dir("MedNeXt-S_k5")
+    assert load_nnunet_checkpoint(k3_dir / "checkpoint_final.pth")["current_epoch"] == 1
+
+    # The k5 run started from UpKern(k3 final weights), computed here independently of the trainer.
+    initial = torch.load(k5_dir / INITIAL_WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    fresh_k5 = get_network("MedNeXt-S_k5").builder(1, 5, (32, 16, 16)).state_dict()
+    expected, report = upkern_state_dict(fresh_k5, network_weights(k3_dir / "checkpoint_final.pth"))
+    assert not report.missing and not report.unused
+    assert set(initial) == set(expected)
+    for key, tensor in expected.items():
+        assert torch.equal(initial[key], tensor), key
+    depthwise = "enc_block_0.0.conv1.weight"
+    assert initial[depthwise].shape[2:] == (5, 5, 5) and depthwise in report.resampled
+    assert not torch.equal(initial[depthwise], fresh_k5[depthwise])  # not a from-scratch k5 net
+    upkern = json.loads((k5_dir / UPKERN_REPORT_FILE).read_text())
+    assert upkern["resampled"] == len(report.resampled) > 0
+    assert Path(upkern["source"]) == k3_dir / "checkpoint_final.pth"
+
+    # Training then changed the weights, and nnU-Net validated the fold.
+    final = network_weights(k5_dir / "checkpoint_final.pth")
+    assert not torch.equal(final[depthwise], initial[depthwise])
+    val_cases = validation_cases(DATASET_ID, 0)
+    _assert_dice_summary(k5_dir / "validation" / "summary.json", len(val_cases))
+
+    # Predict the validation cases with the stock nnUNetv2_predict and evaluate them.
+    out = tmp_path / "pred_k5"
+    _predict("MedNeXt-S_k5", out)
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{c}.nii.gz" for c in sorted(val_cases)]
+    _assert_dice_summary(out / "summary.json", len(val_cases))
+
+    # A finished run is left alone by a rerun.
+    stamp = (k5_dir / "checkpoint_final.pth").stat().st_mtime_ns
+    _train("MedNeXt-S_k5")
+    assert (k5_dir / "checkpoint_final.pth").stat().st_mtime_ns == stamp
+
+
+def test_nnunet_default_train_and_validate(env: dict[str, Path]) -> None:
+    """Acceptance 1 (nnU-Net default): train, then nnU-Net predicts the validation case and evaluates it.
+
+    (The stock ``nnUNetv2_predict`` path of the CLI is covered with MedNeXt above.)
+    """
+    _train("nnUNet")
+    fold_dir = _fold_dir("nnUNet")
+    checkpoint = load_nnunet_checkpoint(fold_dir / "checkpoint_final.pth")
+    assert checkpoint["trainer_name"] == "nnUNetTrainer_nnUNet"
+    assert any(k.startswith("decoder.") for k in checkpoint["network_weights"])  # nnU-Net's PlainConvUNet
+    val_cases = validation_cases(DATASET_ID, 0)
+    assert sorted(p.name for p in (fold_dir / "validation").glob("*.nii.gz")) == [f"{c}.nii.gz" for c in sorted(val_cases)]
+    _assert_dice_summary(fold_dir / "validation" / "summary.json", len(val_cases))
+
+
+def test_upkern_start_needs_parent_checkpoint(env: dict[str, Path]) -> None:
+    with pytest.raises(FileNotFoundError, match=r"MedNeXt-S_k3.*fold_1.*checkpoint_final\.pth"):
+        _train("MedNeXt-S_k5", fold=1)
+    assert not _fold_dir("MedNeXt-S_k5", 1).exists()

@@ -1,0 +1,152 @@
+"""The network registry and the trainer classes nnU-Net finds through ``nnUNet_extTrainer`` (acceptance 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+from torch import nn
+
+import mednext.networks as networks
+import mednext.nnunet.trainer_classes as trainer_classes
+from mednext.networks import NetworkSpec, get_network, lr_for, register_network
+from mednext.nnunet.paths import ext_trainer_dir
+from mednext.nnunet.runner import TrainAction, decide_action
+from mednext.nnunet.trainers import DeepSupervisedTrainer, NoDeepSupervisionTrainer, ReproTrainer, Schedule
+
+#: The paper grid (§3.1, Tables 1-2): registry name -> nnU-Net trainer class name.
+PAPER_TRAINERS = {
+    "MedNeXt-S_k3": "nnUNetTrainer_MedNeXt_S_k3",
+    "MedNeXt-S_k5": "nnUNetTrainer_MedNeXt_S_k5",
+    "MedNeXt-B_k3": "nnUNetTrainer_MedNeXt_B_k3",
+    "MedNeXt-B_k5": "nnUNetTrainer_MedNeXt_B_k5",
+    "MedNeXt-M_k3": "nnUNetTrainer_MedNeXt_M_k3",
+    "MedNeXt-M_k5": "nnUNetTrainer_MedNeXt_M_k5",
+    "MedNeXt-L_k3": "nnUNetTrainer_MedNeXt_L_k3",
+    "MedNeXt-L_k5": "nnUNetTrainer_MedNeXt_L_k5",
+    "nnUNet": "nnUNetTrainer_nnUNet",
+    "MedNeXt-B_k3_standard_resampling": "nnUNetTrainer_MedNeXt_B_k3_standard_resampling",
+    "MedNeXt-B_k5_scratch": "nnUNetTrainer_MedNeXt_B_k5_scratch",
+    "MedNeXt-B_k3_twice": "nnUNetTrainer_MedNeXt_B_k3_twice",
+}
+
+
+def test_paper_grid_resolves_through_nnunet_ext_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("nnUNet_extTrainer", str(ext_trainer_dir()))
+    assert list(PAPER_TRAINERS) == list(networks.PAPER_GRID)
+    for network, trainer_name in PAPER_TRAINERS.items():
+        cls = recursive_find_trainer_class_by_name(trainer_name)  # nnU-Net's own finder
+        assert cls.__name__ == trainer_name
+        assert cls.__module__ == "mednext.nnunet.trainer_classes"
+        assert issubclass(cls, nnUNetTrainer)
+        assert cls.network_name == network
+        expected_base = ReproTrainer if network == "nnUNet" else DeepSupervisedTrainer
+        assert cls.__mro__[1] is expected_base
+        assert recursive_find_trainer_class_by_name(trainer_name) is cls  # same class on every look-up
+    with pytest.raises(RuntimeError, match="Could not find requested nnunet trainer"):
+        recursive_find_trainer_class_by_name("nnUNetTrainer_MedNeXt_X_k9")
+
+
+def test_paper_hyper_parameters_in_registry() -> None:
+    for variant in "SBML":
+        for kernel in (3, 5):
+            spec = get_network(f"MedNeXt-{variant}_k{kernel}")
+            assert (spec.optimizer, spec.lr, spec.weight_decay, spec.adam_eps) == ("adamw", 1e-3, 3e-5, 1e-4)
+            assert spec.deep_supervision and spec.dim == "3d" and spec.configuration == "3d_fullres"
+            assert spec.init_from == (f"MedNeXt-{variant}_k3" if kernel == 5 else None)
+            assert spec.input_divisor == 16
+    assert [get_network(f"MedNeXt-{v}_k3").size_class for v in "SBML"] == ["small", "medium", "large", "xlarge"]
+    nnunet = get_network("nnUNet")
+    assert (nnunet.builder, nnunet.optimizer, nnunet.lr) == (None, "sgd", 1e-2)
+    assert get_network("MedNeXt-B_k5_scratch").init_from is None
+    assert get_network("MedNeXt-B_k3_twice").init_from == "MedNeXt-B_k3"
+
+    # Ablation "standard resampling": no residual 1x1 convs in the up/down blocks.
+    standard = get_network("MedNeXt-B_k3_standard_resampling").builder(1, 3, (32, 32, 32)).state_dict()
+    residual = get_network("MedNeXt-B_k3").builder(1, 3, (32, 32, 32)).state_dict()
+    assert {k for k in residual if "res_conv" in k} and not {k for k in standard if "res_conv" in k}
+    assert set(standard) < set(residual)
+    # k5 differs from k3 only in kernel size; the twice ablation has exactly the k3 shapes.
+    k5 = get_network("MedNeXt-B_k5_scratch").builder(1, 3, (32, 32, 32)).state_dict()
+    twice = get_network("MedNeXt-B_k3_twice").builder(1, 3, (32, 32, 32)).state_dict()
+    assert {k: v.shape for k, v in twice.items()} == {k: v.shape for k, v in residual.items()}
+    assert set(k5) == set(residual) and k5["enc_block_0.0.conv1.weight"].shape[2:] == (5, 5, 5)
+
+
+def test_kits19_kernel5_learning_rate_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDNEXT_LR_OVERRIDES", raising=False)
+    k5, k3 = get_network("MedNeXt-L_k5"), get_network("MedNeXt-L_k3")
+    assert lr_for(k5, "Dataset040_KiTS19") == 1e-4
+    assert lr_for(get_network("MedNeXt-B_k5_scratch"), "Dataset040_KiTS19") == 1e-4
+    assert lr_for(k3, "Dataset040_KiTS19") == 1e-3
+    assert lr_for(k5, "Dataset017_BTCV") == 1e-3
+    assert lr_for(get_network("nnUNet"), "Dataset040_KiTS19") == 1e-2
+    monkeypatch.setenv("MEDNEXT_LR_OVERRIDES", '{"btcv/k5": 0.00025}')
+    assert lr_for(k5, "Dataset017_BTCV") == 2.5e-4
+    assert lr_for(k5, "Dataset040_KiTS19") == 1e-3  # the variable replaces the built-in mapping
+    monkeypatch.setenv("MEDNEXT_LR_OVERRIDES", "kits19=1e-4")
+    with pytest.raises(ValueError, match="MEDNEXT_LR_OVERRIDES"):
+        lr_for(k5, "Dataset040_KiTS19")
+
+
+class _TinyNet(nn.Module):
+    def __init__(self, in_channels: int, n_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, n_classes, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _tiny_builder(in_channels: int, n_classes: int, patch_size: tuple[int, ...]) -> nn.Module:
+    return _TinyNet(in_channels, n_classes)
+
+
+def test_register_network_hook_for_baselines(monkeypatch: pytest.MonkeyPatch) -> None:
+    get_network("nnUNet")  # built-ins loaded before we snapshot the registry
+    monkeypatch.setattr(networks._REGISTRY, "specs", dict(networks._REGISTRY.specs))
+    monkeypatch.setattr(trainer_classes, "_CACHE", {})
+    monkeypatch.setenv("nnUNet_extTrainer", str(ext_trainer_dir()))
+    spec = NetworkSpec(name="3D-UX-Net_test", builder=_tiny_builder, optimizer="adamw", lr=5e-4, size_class="large")
+    assert register_network(spec) is spec
+    assert register_network(spec) is spec  # identical re-registration is a no-op
+    assert spec.trainer_name == "nnUNetTrainer_3D_UX_Net_test"
+    cls = recursive_find_trainer_class_by_name(spec.trainer_name)
+    assert cls.__mro__[1] is NoDeepSupervisionTrainer and cls.network_spec() is spec
+    assert "3D-UX-Net_test" in networks.list_networks(["baseline"])
+    with pytest.raises(ValueError, match="already registered"):
+        register_network(NetworkSpec(name="3D-UX-Net_test", builder=_tiny_builder, lr=1e-4))
+    with pytest.raises(ValueError, match="same trainer class"):
+        register_network(NetworkSpec(name="3D_UX-Net_test", builder=_tiny_builder))
+    with pytest.raises(ValueError, match="size_class"):
+        register_network(NetworkSpec(name="Other", builder=_tiny_builder, size_class="huge"))
+    with pytest.raises(KeyError, match="not registered"):
+        register_network(NetworkSpec(name="Orphan", builder=_tiny_builder, init_from="Missing"))
+        get_network("Orphan")
+
+
+def test_schedule_from_environment() -> None:
+    assert Schedule.from_env({}) == Schedule(1000, 250, 50, 50)  # §3.1 / nnU-Net defaults
+    env = {"MEDNEXT_EPOCHS": "3", "MEDNEXT_ITERS": "2", "MEDNEXT_VAL_ITERS": "1", "MEDNEXT_SAVE_EVERY": "1"}
+    assert Schedule.from_env(env) == Schedule(3, 2, 1, 1)
+    assert Schedule.from_env(Schedule(7, 6, 5, 4).to_env()) == Schedule(7, 6, 5, 4)
+    with pytest.raises(ValueError, match="MEDNEXT_ITERS"):
+        Schedule.from_env({"MEDNEXT_ITERS": "0"})
+    with pytest.raises(ValueError, match="MEDNEXT_EPOCHS"):
+        Schedule.from_env({"MEDNEXT_EPOCHS": "ten"})
+
+
+def test_rerun_decision_from_fold_folder(tmp_path: Path) -> None:
+    assert decide_action(tmp_path) is TrainAction.FRESH
+    (tmp_path / "checkpoint_best.pth").touch()
+    assert decide_action(tmp_path) is TrainAction.CONTINUE
+    (tmp_path / "checkpoint_latest.pth").touch()
+    assert decide_action(tmp_path) is TrainAction.CONTINUE
+    (tmp_path / "checkpoint_final.pth").touch()
+    assert decide_action(tmp_path) is TrainAction.VALIDATE
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation" / "summary.json").write_text("{}")
+    assert decide_action(tmp_path) is TrainAction.DONE
