@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mednext.checkpoint_io import load_weights_only
+
 log = logging.getLogger(__name__)
 
 #: Prefixes a saved state dict may carry: DataParallel/DDP and torch.compile wrappers.
@@ -54,7 +56,7 @@ def load_state_dict_any(source: str | Path | Mapping[str, torch.Tensor]) -> dict
         if not path.is_file():
             raise FileNotFoundError(f"UpKern source checkpoint not found: {path}")
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = load_weights_only(path)
         except Exception as error:  # torch raises several types for corrupt/unsafe files
             raise ValueError(f"cannot read checkpoint {path}: {error}") from error
         origin = str(path)

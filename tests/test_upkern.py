@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -60,8 +61,10 @@ def test_resampling_matches_hand_computed_linear_interpolation() -> None:
 def test_upkern_from_a_saved_checkpoint_file(tmp_path, layout: str) -> None:
     source = _trained_like()
     state = source.state_dict()
-    if layout == "nnunet_v2":
-        payload = {"network_weights": state, "current_epoch": 3, "trainer_name": "x"}
+    if layout == "nnunet_v2":  # nnU-Net v2 keeps numpy scalars beside the weights
+        payload = {"network_weights": state, "current_epoch": 3, "trainer_name": "x",
+                   "logging": {"ema_fg_dice": [np.float32(0.5)], "mean_fg_dice": [np.float64(0.4)]},
+                   "_best_ema": np.float32(0.5)}
     elif layout == "official_v1":
         payload = {"epoch": 1000, "state_dict": {f"module.{k}": v for k, v in state.items()}}
     else:
