@@ -7,6 +7,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextmanager
@@ -25,7 +29,12 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically and return the path."""
+    """Write ``text`` (UTF-8) to ``path`` atomically and return the path."""
     with atomic_output(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def atomic_write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a DataFrame as tidy CSV (no index) atomically and return the path."""
+    return atomic_write_text(path, frame.to_csv(index=False))

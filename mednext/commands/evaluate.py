@@ -47,11 +47,19 @@ def _regions_from_args(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mednext.evaluation.results import evaluate_folder
 
+    cases = None
+    if args.splits:
+        from mednext.data.splits import read_splits_final
+
+        folds = read_splits_final(args.splits)
+        if not args.fold.isdigit() or int(args.fold) >= len(folds):
+            raise SystemExit(f"evaluate: --splits {args.splits} has folds 0-{len(folds) - 1}; --fold is {args.fold!r}")
+        cases = folds[int(args.fold)]["val"]
     run = evaluate_folder(
         args.gt, args.pred, args.out, dataset=args.dataset, network=args.network, fold=args.fold,
         regions=_regions_from_args(args), allowed_labels=args.allowed_labels,
         spacing_modes=args.spacing_modes, tolerance_mm=args.tolerance, workers=args.workers,
-        spacing_tolerance_mm=args.spacing_tolerance,
+        spacing_tolerance_mm=args.spacing_tolerance, cases=cases,
     )
     state = "written" if run.recomputed else "up to date, not recomputed"
     print(f"{run.csv_path}: {run.n_cases} cases, {state}")
@@ -106,6 +114,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--network", required=True)
     p.add_argument("--fold", required=True, help="fold number, or e.g. 'test' / 'ensemble'")
+    p.add_argument("--splits", help="nnU-Net splits_final.json: score only the validation cases of --fold")
     p.add_argument("--regions", nargs="+", metavar="NAME=L1,L2", help="regions as unions of labels, e.g. WT=1,2,3 TC=2,3 ET=3")
     p.add_argument("--region-preset", choices=sorted(REGION_PRESETS), help="predefined regions")
     p.add_argument("--labels", nargs="+", type=int, help="one class per label value (e.g. BTCV: 1 ... 13)")

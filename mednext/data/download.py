@@ -14,7 +14,6 @@ import http.client
 import json
 import logging
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mednext.atomic import atomic_write_text
 from mednext.data.errors import ChecksumError, DownloadError
 
 LOG = logging.getLogger(__name__)
@@ -92,15 +92,7 @@ class ChecksumLock:
         entries = self.load()
         entries[filename] = {"size": digests.size, "md5": digests.md5, "sha256": digests.sha256, "source": source}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(dict(sorted(entries.items())), handle, indent=2)
-                handle.write("\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.path, json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
 
 
 def verify_file(path: Path, *, expected_md5: str | None, lock: ChecksumLock | None, source: str) -> Digests:

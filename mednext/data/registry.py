@@ -62,10 +62,15 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Region:
-    """An evaluation region: the union of the given nnU-Net label values (mednext_official.md §6)."""
+    """An evaluation region: the union of the given nnU-Net label values (mednext_official.md §6).
+
+    ``in_mean``: counted in the mean over classes that the paper's tables report; a region the
+    official evaluation did not score (the KiTS19 kidney+tumor composite) is reported beside it only.
+    """
 
     name: str
     labels: tuple[int, ...]
+    in_mean: bool = True
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,7 @@ def _kits19() -> DatasetSpec:
         channel_names=("CT",),
         labels=("background", "kidney", "tumor"),
         source_label_values=(0, 1, 2),
-        regions=(Region("kidney", (1,)), Region("tumor", (2,)), Region("kidney_and_tumor", (1, 2))),
+        regions=(Region("kidney", (1,)), Region("tumor", (2,)), Region("kidney_and_tumor", (1, 2), in_mean=False)),
         expected_training_cases=KITS19_TRAIN_CASES,
         licence="Data CC BY-NC-SA 4.0 (kits19 data/LICENSE); starter code MIT",
         homepage="https://github.com/neheller/kits19",
@@ -205,7 +210,8 @@ def _kits19() -> DatasetSpec:
         notes="Labels are in the git repo (case_00000..00209); images from the Hugging Face dataset "
               "neheller/KiTS-Challenge-Imaging (no checksums published: recorded on first download). "
               "Cases 210-299 are the unlabelled test set and are not fetched. Official MedNeXt evaluates "
-              "kidney=(1,) only; the KiTS19 composite kidney+tumor=(1,2) is added here.",
+              "kidney=(1,) and tumor=(2,); the KiTS19 composite kidney+tumor=(1,2) is scored here too but "
+              "left out of the mean over classes, so Table 2 averages the same two regions as the paper.",
     )
 
 
@@ -274,3 +280,12 @@ def get_dataset(name: str) -> DatasetSpec:
             return spec
     known = ", ".join(f"{s.key} ({s.folder_name})" for s in DATASETS.values())
     raise UnknownDatasetError(f"unknown dataset {name!r}; expected one of: {known}")
+
+
+def regions_outside_mean(name: str) -> frozenset[str]:
+    """Region names of dataset ``name`` left out of the mean over classes; empty for an unknown name."""
+    try:
+        spec = get_dataset(name)
+    except UnknownDatasetError:
+        return frozenset()
+    return frozenset(r.name for r in spec.regions if not r.in_mean)

@@ -8,12 +8,12 @@ Writing the file before training fixes the folds, so every model of a dataset se
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from sklearn.model_selection import KFold
+
+from mednext.atomic import atomic_write_text
 
 SPLIT_SEED = 12345
 N_FOLDS = 5
@@ -72,16 +72,7 @@ def write_splits_final(
     folds = kfold_splits(ids, n_folds=n_folds, seed=seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "splits_final.json"
-    fd, tmp_name = tempfile.mkstemp(prefix=".splits_final.", suffix=".json", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(folds, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_text(target, json.dumps(folds, indent=2) + "\n")
 
 
 def read_splits_final(path: Path) -> list[dict[str, list[str]]]:

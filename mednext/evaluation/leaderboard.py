@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mednext.evaluation.io import EvaluationInputError
-from mednext.evaluation.results import atomic_write_csv
+from mednext.atomic import atomic_write_csv
 
 LEADERBOARD_COLUMNS = ["recorded_at", "dataset", "network", "split", "metric", "value", "submission", "note"]
 DEFAULT_LEADERBOARD_CSV = Path("paper_tables/leaderboard_scores.csv")

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +24,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mednext.atomic import atomic_write_csv, atomic_write_text
+from mednext.data.registry import regions_outside_mean
 from mednext.evaluation.io import DEFAULT_SPACING_TOLERANCE_MM, EvaluationInputError, check_prediction, read_label_image
 from mednext.evaluation.metrics import SPACING_MODES, Regions, evaluate_label_maps
 
@@ -50,24 +50,6 @@ class EvaluationRun:
 def case_id(path: Path, file_ending: str) -> str:
     """Case identifier: the file name without ``file_ending`` (nnU-Net naming)."""
     return path.name[: -len(file_ending)]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame as CSV (no index) atomically."""
-    atomic_write_text(Path(path), frame.to_csv(index=False))
 
 
 def _file_record(path: Path) -> list[object]:
@@ -96,8 +78,16 @@ def _is_up_to_date(csv_path: Path, signature: str, inputs: Sequence[Path]) -> bo
     return stored == signature and csv_path.stat().st_mtime_ns >= newest_input
 
 
-def _pair_files(gt_dir: Path, pred_dir: Path, file_ending: str) -> list[tuple[Path, Path]]:
-    gts = sorted(p for p in gt_dir.iterdir() if p.name.endswith(file_ending) and not p.name.startswith("."))
+def _pair_files(gt_dir: Path, pred_dir: Path, file_ending: str,
+                cases: Sequence[str] | None = None) -> list[tuple[Path, Path]]:
+    """(ground truth, prediction) per case: every case of ``gt_dir``, or only ``cases``."""
+    if cases is None:
+        gts = sorted(p for p in gt_dir.iterdir() if p.name.endswith(file_ending) and not p.name.startswith("."))
+    else:
+        gts = [gt_dir / f"{case}{file_ending}" for case in sorted(cases)]
+        absent = [p.name for p in gts if not p.is_file()]
+        if absent:
+            raise EvaluationInputError(f"{gt_dir}: no ground truth for {len(absent)} case(s): {', '.join(absent[:10])}")
     if not gts:
         raise EvaluationInputError(f"{gt_dir}: no ground-truth files ending in {file_ending!r}")
     missing = [p.name for p in gts if not (pred_dir / p.name).is_file()]
@@ -147,8 +137,10 @@ def evaluate_folder(
     file_ending: str = ".nii.gz",
     workers: int = 1,
     spacing_tolerance_mm: float = DEFAULT_SPACING_TOLERANCE_MM,
+    cases: Sequence[str] | None = None,
 ) -> EvaluationRun:
-    """Score every ground-truth case of ``gt_dir`` against the same-named file in ``pred_dir``.
+    """Score every ground-truth case of ``gt_dir`` (or only ``cases``, e.g. a fold's validation
+    cases) against the same-named file in ``pred_dir``.
 
     Writes the tidy CSV ``out_csv`` (temp file + rename) and its signature file. Returns at once,
     without recomputing, when both exist and match the inputs and parameters. Any bad file raises
@@ -163,7 +155,7 @@ def evaluate_folder(
             raise ValueError(f"unknown spacing mode {mode!r}; expected one of {SPACING_MODES}")
     regions = {str(k): tuple(int(v) for v in labels) for k, labels in regions.items()}
     allowed = sorted(int(v) for v in allowed_labels) if allowed_labels is not None else default_allowed_labels(regions)
-    pairs = _pair_files(gt_dir, pred_dir, file_ending)
+    pairs = _pair_files(gt_dir, pred_dir, file_ending, cases)
     inputs = [p for pair in pairs for p in pair]
     params = {
         "dataset": dataset, "network": network, "fold": str(fold), "regions": regions, "allowed": allowed,
@@ -237,9 +229,14 @@ def _summary(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _class_mean(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean over classes of the class means (the paper's "mean" column), one row per group."""
+    """Mean over classes of the class means (the paper's "mean" column), one row per group.
+
+    Regions the dataset registry leaves out of the mean (``Region.in_mean``) are skipped.
+    """
     group = [k for k in keys if k != "class"]
-    rows = summary.groupby(group, sort=True).agg(mean=("mean", "mean"), n_cases=("n_cases", "max"),
+    outside = {d: regions_outside_mean(d) for d in summary["dataset"].unique()}
+    counted = [c not in outside[d] for d, c in zip(summary["dataset"], summary["class"])]
+    rows = summary[counted].groupby(group, sort=True).agg(mean=("mean", "mean"), n_cases=("n_cases", "max"),
                                                  n_nan=("n_nan", "sum"), n_inf=("n_inf", "sum")).reset_index()
     rows["class"] = MEAN_CLASS
     rows["std"] = np.nan

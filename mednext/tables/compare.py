@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mednext.atomic import atomic_output, atomic_write_text
+from mednext.atomic import atomic_write_csv, atomic_write_text
 
 MISSING = "—"
 #: Paper metric names -> metric names of mednext.evaluation's tidy results.
@@ -119,8 +119,7 @@ def write_comparison(table: pd.DataFrame, out_dir: str | Path, stem: str, title:
     out = Path(out_dir)
     shown = display_frame(table, label_columns)
     paths = [out / f"{stem}.csv", out / f"{stem}.md", out / f"{stem}.tex"]
-    with atomic_output(paths[0]) as tmp:
-        table.to_csv(tmp, index=False)
+    atomic_write_csv(table, paths[0])
     atomic_write_text(paths[1], f"# {title}\n\n{shown.to_markdown(index=False)}\n\n{caption.strip()}\n")
     latex = shown.to_latex(index=False, caption=f"{title}. {caption.strip()}", label=f"tab:{stem}",
                            escape=True)

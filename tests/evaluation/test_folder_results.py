@@ -173,6 +173,20 @@ def test_summaries_against_direct_computation() -> None:
     assert c1["std_of_fold_means"] == pytest.approx(np.std([0.6, np.mean([0.9, 0.8, 0.6])], ddof=1))
 
 
+def test_kits19_mean_over_classes_leaves_out_the_composite_region() -> None:
+    """The paper's KiTS19 mean is over kidney (1) and tumor (2), as the official evaluation scored;
+    kidney_and_tumor is reported per class but not averaged in (data registry, ``Region.in_mean``)."""
+    values = {"kidney": 0.9, "tumor": 0.5, "kidney_and_tumor": 0.95}
+    rows = [[dataset, "N", "0", "case_00000", cls, "dsc", "paper", v, 1.0]
+            for dataset in ("kits19", "other") for cls, v in values.items()]
+    frame = pd.DataFrame(rows, columns=["dataset", "network", "fold", "case", "class", "metric", "spacing_mode", "value", "tolerance_mm"])
+    per_fold, _ = summarize(frame)
+    means = per_fold[per_fold["class"] == "mean_over_classes"].set_index("dataset")["mean"]
+    assert means["kits19"] == pytest.approx((0.9 + 0.5) / 2)
+    assert means["other"] == pytest.approx((0.9 + 0.5 + 0.95) / 3)  # not in the registry: every class counts
+    assert set(per_fold.loc[per_fold["dataset"] == "kits19", "class"]) == {*values, "mean_over_classes"}
+
+
 def test_cli_evaluate_and_summarize(folders, tmp_path: Path, capsys) -> None:
     gt_dir, pred_dir, _ = folders
     csvs = []
@@ -200,3 +214,22 @@ def test_cli_rejects_bad_region_text(folders, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="NAME=LABEL"):
         main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir), "--out", str(tmp_path / "x.csv"), "--dataset", "D",
               "--network", "N", "--fold", "0", "--regions", "WT:1,2"])
+
+
+def test_cli_scores_only_the_folds_validation_cases(folders, tmp_path: Path) -> None:
+    """nnU-Net writes a fold's validation cases only; --splits picks them out of the full ground truth."""
+    gt_dir, pred_dir, _ = folders
+    (pred_dir / "case_00000.nii.gz").unlink()  # a fold-1 validation folder: cases 1 and 2 only
+    splits = tmp_path / "splits_final.json"
+    splits.write_text(json.dumps([{"train": ["case_00001", "case_00002"], "val": ["case_00000"]},
+                                  {"train": ["case_00000"], "val": ["case_00001", "case_00002"]}]))
+    base = ["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir), "--dataset", "KiTS19", "--network", "MedNeXt-S",
+            "--region-preset", "kits19", "--splits", str(splits)]
+    out = tmp_path / "fold1.csv"
+    assert main([*base, "--out", str(out), "--fold", "1"]) == 0
+    assert sorted(pd.read_csv(out)["case"].unique()) == ["case_00001", "case_00002"]
+    with pytest.raises(EvaluationInputError, match=r"missing predictions for 1 case\(s\): case_00000.nii.gz"):
+        main([*base, "--out", str(tmp_path / "fold0.csv"), "--fold", "0"])
+    assert not (tmp_path / "fold0.csv").exists()
+    with pytest.raises(SystemExit, match="has folds 0-1"):
+        main([*base, "--out", str(tmp_path / "fold7.csv"), "--fold", "7"])
