@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import sys
 from collections.abc import Sequence
 
 import mednext.commands
@@ -28,8 +29,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen command; returns the process exit code."""
+    """Parse ``argv`` and run the chosen command; returns the process exit code (errors propagate)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = args.func(args)
     return int(result or 0)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that describe bad input (their message names the file and the problem)."""
+    from baselines import PatchSizeError
+    from mednext.data.errors import DataError, UnknownDatasetError
+    from mednext.evaluation.io import EvaluationInputError
+
+    return (DataError, UnknownDatasetError, EvaluationInputError, PatchSizeError, FileNotFoundError)
+
+
+def entry(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: like :func:`main`, but bad input ends with one ``error:`` line, exit code 1.
+
+    A traceback is printed only with ``--verbose``; anything unexpected still raises.
+    """
+    try:
+        return main(argv)
+    except _user_errors() as error:
+        if "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:]):
+            raise
+        print(f"mednext-repro: error: {error}", file=sys.stderr)
+        return 1

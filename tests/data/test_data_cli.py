@@ -48,3 +48,18 @@ def test_prepare_through_env_mirror_and_list(tmp_path: Path, nnunet_env, http_se
 def test_bad_synapse_id_argument() -> None:
     with pytest.raises(SystemExit, match="expects FILE=synNNN"):
         run_cli(["data", "download", "brats21", "--synapse-id", "x.tar=123"])
+
+
+def test_console_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    """Bad input through the installed entry point: one ``error:`` line naming the problem, exit code 1."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SYNAPSE_AUTH_TOKEN"}
+    result = subprocess.run([sys.executable, "-m", "mednext", "data", "download", "btcv", "--downloads", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("mednext-repro: error: btcv: SYNAPSE_AUTH_TOKEN is not set")
+    assert str(tmp_path / "btcv" / "files" / "RawData.zip") in result.stderr  # where to place it by hand
