@@ -15,7 +15,11 @@ stop() {
     done
 }
 
-if [ "$action" = stop ]; then stop; exit 0; fi
+if [ "$action" = stop ]; then
+    stop
+    grep -qs '^ClusterName=mednext-test$' /etc/slurm/slurm.conf && rm -f /etc/slurm/slurm.conf
+    exit 0
+fi
 [ "$action" = start ] || { echo "unknown action $action" >&2; exit 2; }
 
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
@@ -61,6 +65,17 @@ MpiDefault=none
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+
+# Jobs must find the cluster without $SLURM_CONF: the slurm-jobstep plugin strips SLURM_* variables
+# before its inner srun, so srun reads the default /etc/slurm/slurm.conf as on a real cluster.
+# Only a file this script wrote (ClusterName=mednext-test) is ever replaced.
+default_conf=/etc/slurm/slurm.conf
+if [ -e "$default_conf" ] && ! grep -q '^ClusterName=mednext-test$' "$default_conf"; then
+    echo "$default_conf belongs to another cluster; not starting the test cluster over it" >&2
+    exit 1
+fi
+mkdir -p "$(dirname "$default_conf")"
+cp "$conf" "$default_conf.tmp" && mv "$default_conf.tmp" "$default_conf"
 
 stop
 export SLURM_CONF="$conf"

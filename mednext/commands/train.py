@@ -34,7 +34,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--iters", type=int, help="training iterations per epoch (paper: 250)")
     parser.add_argument("--val-iters", type=int, help="validation iterations per epoch (nnU-Net: 50)")
     parser.add_argument("--save-every", type=int, help="write checkpoint_latest every N epochs (nnU-Net: 50)")
+    parser.add_argument("--workers", type=int,
+                        help="CPU processes for nnU-Net's augmentation and export (nnUNet_n_proc_DA, nnUNet_def_n_proc); "
+                             "default: nnU-Net's own. Set it to the CPUs the job holds, or processes fight for cores")
+    parser.add_argument("--no-tta-mirroring", action="store_true",
+                        help="validate without mirroring test-time augmentation (8x fewer passes; the paper mirrors)")
     parser.set_defaults(func=run)
+
+
+def nnunet_process_env(workers: int | None, tta_mirroring: bool) -> dict[str, str]:
+    """Environment for the ``nnUNetv2_train`` subprocess: worker counts and the mirroring switch."""
+    from mednext.nnunet.trainers import ENV_MIRRORING
+
+    env: dict[str, str] = {}
+    if workers is not None:
+        if workers < 1:
+            raise SystemExit(f"train: --workers must be a positive integer, got {workers}")
+        env.update(nnUNet_n_proc_DA=str(workers), nnUNet_def_n_proc=str(workers))
+    if not tta_mirroring:
+        env[ENV_MIRRORING] = "0"
+    return env
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     bad = {k: v for k, v in overrides.items() if v < 1}
     if bad:
         raise SystemExit(f"train: {bad} must be positive integers")
-    action = train(run_spec(args), device=args.device, schedule=replace(schedule, **overrides))
+    extra_env = nnunet_process_env(args.workers, tta_mirroring=not args.no_tta_mirroring)
+    action = train(run_spec(args), device=args.device, schedule=replace(schedule, **overrides), extra_env=extra_env)
     log.info("train %s fold %s: %s", args.network, args.fold, action.value)
     return 0

@@ -40,6 +40,9 @@ ENV_VAL_ITERS = "MEDNEXT_VAL_ITERS"
 ENV_SAVE_EVERY = "MEDNEXT_SAVE_EVERY"
 #: When truthy, a fresh run saves its weights right after initialisation (UpKern included).
 ENV_SAVE_INITIAL = "MEDNEXT_SAVE_INITIAL_WEIGHTS"
+#: When falsy (``0``), inference and the final validation run without mirroring test-time
+#: augmentation (8x fewer forward passes, for the CPU demo); the paper's validation mirrors (§3.1).
+ENV_MIRRORING = "MEDNEXT_TTA_MIRRORING"
 INITIAL_WEIGHTS_FILE = "initial_weights.pth"
 UPKERN_REPORT_FILE = "upkern.json"
 
@@ -133,6 +136,13 @@ class ReproTrainer(nnUNetTrainer):
         self.weight_decay = spec.weight_decay
         self.enable_deep_supervision = spec.deep_supervision
         self.restored_from_checkpoint = False
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """nnU-Net's augmentation settings; mirroring TTA dropped when ``$MEDNEXT_TTA_MIRRORING`` is 0."""
+        settings = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if not _truthy(os.environ.get(ENV_MIRRORING, "1")):
+            self.inference_allowed_mirroring_axes = None
+        return settings
 
     @classmethod
     def network_spec(cls) -> NetworkSpec:

@@ -30,8 +30,10 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "cpus_per_gpu": 8,          # nnU-Net's data-augmentation workers
     "max_runtime_h": 72,        # a typical partition limit; longer trainings resume on the next attempt
     "runtime_safety": 1.2,
-    "cpu_runtime_min": 60,      # data, planning, evaluation and table jobs
-    "cpu_mem_mb": 16000,
+    "cpu_runtime_min": 60,      # CPU training (demo) per attempt
+    "cpu_mem_mb": 16000,        # CPU training and evaluation jobs
+    "data_runtime_min": 360,    # download/convert and planning/preprocessing, per attempt
+    "data_mem_mb": 32000,
 }
 
 

@@ -45,8 +45,8 @@ def _train_argv(network: str, fold: int, schedule: list[str]) -> list[str]:
             "--plans-name", PLANS, "--device", "cpu", *schedule]
 
 
-def _train(network: str, fold: int = 0) -> None:
-    assert main(_train_argv(network, fold, ["--epochs", "1", "--iters", "2", "--val-iters", "1"])) == 0
+def _train(network: str, fold: int = 0, *options: str) -> None:
+    assert main(_train_argv(network, fold, ["--epochs", "1", "--iters", "2", "--val-iters", "1", *options])) == 0
 
 
 def _epochs_in_log(log: Path) -> list[int]:
@@ -182,12 +182,16 @@ def test_upkern_k5_from_k3_then_predict(env: dict[str, Path], k5_interrupted: di
 def test_nnunet_default_train_and_validate(env: dict[str, Path]) -> None:
     """Acceptance 1 (nnU-Net default): train, then nnU-Net predicts the validation case and evaluates it.
 
-    (The stock ``nnUNetv2_predict`` path of the CLI is covered with MedNeXt above.)
+    (The stock ``nnUNetv2_predict`` path of the CLI is covered with MedNeXt above.) Trained with the
+    demo's CPU options: one worker process, validation without mirroring.
     """
-    _train("nnUNet")
+    _train("nnUNet", 0, "--workers", "1", "--no-tta-mirroring")
     fold_dir = _fold_dir("nnUNet")
     checkpoint = load_nnunet_checkpoint(fold_dir / "checkpoint_final.pth")
     assert checkpoint["trainer_name"] == "nnUNetTrainer_nnUNet"
+    assert checkpoint["inference_allowed_mirroring_axes"] is None
+    mirrored = load_nnunet_checkpoint(_fold_dir("MedNeXt-S_k3") / "checkpoint_final.pth")
+    assert tuple(mirrored["inference_allowed_mirroring_axes"]) == (0, 1, 2)  # nnU-Net's default, as the paper
     assert any(k.startswith("decoder.") for k in checkpoint["network_weights"])  # nnU-Net's PlainConvUNet
     val_cases = validation_cases(DATASET_ID, 0)
     assert sorted(p.name for p in (fold_dir / "validation").glob("*.nii.gz")) == [f"{c}.nii.gz" for c in sorted(val_cases)]

@@ -15,6 +15,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 check_config(config, "workflow config")
 
 LAYOUT = Layout.from_config(config)
+RES = res.merged_resources(config)
+# The reported numbers ship with the workflow: a relative path is relative to the Snakefile.
+REPORTED = config["reported"] if os.path.isabs(config["reported"]) else os.path.join(workflow.basedir, config["reported"])
 PY = f'"{sys.executable}" -m mednext'
 LOGS = LAYOUT.logs
 # nnU-Net reads its folders from the environment; jobs (local or sbatch --export=ALL) inherit it.

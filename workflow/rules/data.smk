@@ -9,7 +9,7 @@ rule prepare_dataset:
     params:
         key=dataset_key,
     resources:
-        runtime=lambda wc, attempt: 240 * attempt,
-        mem_mb=8000,
+        runtime=lambda wc, attempt: RES["data_runtime_min"] * attempt,
+        mem_mb=RES["data_mem_mb"],
     shell:
         "{PY} data prepare {params.key} --downloads {LAYOUT.downloads} --raw-root {LAYOUT.raw} > {log} 2>&1"

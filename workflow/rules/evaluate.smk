@@ -5,6 +5,7 @@
 rule evaluate:
     input:
         checkpoint=lambda wc: LAYOUT.checkpoint(Run(wc.dataset, wc.network, int(wc.fold))),
+        splits=lambda wc: LAYOUT.splits_json(wc.dataset),
     output:
         LAYOUT.metrics_pattern(),
     log:
@@ -16,10 +17,10 @@ rule evaluate:
         evaluation=config["evaluation"],
     threads: config["evaluation"]["workers"]
     resources:
-        runtime=lambda wc, attempt: 120 * attempt,
-        mem_mb=16000,
+        runtime=lambda wc, attempt: RES["cpu_runtime_min"] * attempt,
+        mem_mb=RES["cpu_mem_mb"],
     shell:
-        "{PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --out {output}"
+        "{PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --splits {input.splits} --out {output}"
         " --dataset {wildcards.dataset} --network {wildcards.network} --fold {wildcards.fold} {params.regions}"
         " --spacing-modes {params.evaluation[spacing_modes]} --tolerance {params.evaluation[tolerance_mm]}"
         " --workers {threads} > {log} 2>&1"

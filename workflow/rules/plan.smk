@@ -15,8 +15,8 @@ rule plan_and_preprocess:
         planning=config["planning"],
     threads: config["planning"]["processes"]
     resources:
-        runtime=lambda wc, attempt: 360 * attempt,
-        mem_mb=32000,
+        runtime=lambda wc, attempt: RES["data_runtime_min"] * attempt,
+        mem_mb=RES["data_mem_mb"],
     shell:
         "({PY} plan --dataset-id {params.dataset_id} --plans-name {config[plans]}"
         " --patch-size {params.planning[patch_3d]} --patch-size-2d {params.planning[patch_2d]}"

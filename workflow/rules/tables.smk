@@ -4,7 +4,7 @@
 
 rule table1_configs:
     input:
-        f"{config['reported']}/table1_configs.csv",
+        f"{REPORTED}/table1_configs.csv",
     output:
         multiext(f"{LAYOUT.tables}/table1_configs", ".csv", ".md"),
     log:
@@ -17,7 +17,7 @@ rule table1_configs:
 rule results_tables:
     input:
         per_fold=rules.summarize.output.per_fold,
-        reported=expand(f"{config['reported']}/{{name}}.csv", name=["table2", "table1_ablations", "test_set"]),
+        reported=expand(f"{REPORTED}/{{name}}.csv", name=["table2", "table1_ablations", "test_set"]),
     output:
         report(multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex"), category="Tables"),
         report(multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex"), category="Tables"),
@@ -29,7 +29,7 @@ rule results_tables:
         n_folds=len(config["folds"]),
     localrule: True
     shell:
-        "{PY} tables --per-fold {input.per_fold} --reported {config[reported]} --out-dir {LAYOUT.tables}"
+        "{PY} tables --per-fold {input.per_fold} --reported {REPORTED} --out-dir {LAYOUT.tables}"
         " --spacing-mode {config[tables][spacing_mode]} --folds {params.n_folds} > {log} 2>&1"
 
 
@@ -47,6 +47,9 @@ rule all_tables:
     input:
         rules.table1_configs.output,
         rules.results_tables.output,
+        # Named here too so a deleted fold's metrics are rescored: Snakemake (>= 7.7) does not
+        # regenerate a missing intermediate file while everything downstream of it is up to date.
+        targets.all_metrics(config),
 
 
 rule ablation_resampling:

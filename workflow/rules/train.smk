@@ -16,10 +16,11 @@ rule train:
         run=train_run,
         dataset_id=lambda wc: get_dataset(train_run(wc).dataset).dataset_id,
         training=config["training"],
-    threads: 2 if config["device"] == "cpu" else res.merged_resources(config)["cpus_per_gpu"]
+        mirroring="" if config["training"]["tta_mirroring"] else "--no-tta-mirroring",
+    threads: 1 if config["device"] == "cpu" else RES["cpus_per_gpu"]
     resources:
         gpu=1 if config["device"] == "cuda" else 0,
-        cpus_per_gpu=res.merged_resources(config)["cpus_per_gpu"] if config["device"] == "cuda" else 0,
+        cpus_per_gpu=RES["cpus_per_gpu"] if config["device"] == "cuda" else 0,
         runtime=lambda wc, attempt: res.train_runtime_minutes(train_run(wc).network, config, attempt),
         mem_mb=lambda wc: res.train_mem_mb(train_run(wc).network, config),
     shell:
@@ -27,4 +28,5 @@ rule train:
         " --plans-name {config[plans]} --configuration {wildcards.configuration} --device {config[device]}"
         " --epochs {params.training[epochs]} --iters {params.training[iterations_per_epoch]}"
         " --val-iters {params.training[val_iterations]} --save-every {params.training[save_every]}"
+        " --workers {threads} {params.mirroring}"
         " >> {log} 2>&1"

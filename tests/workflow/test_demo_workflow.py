@@ -1,0 +1,126 @@
+"""The demo DAG end to end on a real one-node SLURM cluster, then rerun behaviour (issue 7, items 2-4).
+
+The cluster (Debian slurmctld + slurmd + munge, no accounting) is started by ``tools/local_slurm.sh``;
+the demo runs through ``--profile slurm`` exactly as a user's paper run would, with the demo config
+as its CPU override. The later tests reuse that finished work directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mednext.checkpoint_io import load_weights_only
+from tests.workflow.conftest import REPO, SNAKEMAKE, job_counts, run_snakemake
+
+DEMO_CONFIG = str(REPO / "config" / "demo.yaml")
+TABLE_FILES = [f"{stem}.{ext}" for stem in ("table2", "table1_ablations", "test_set") for ext in ("csv", "md", "tex")] + [
+    "table1_configs.csv", "table1_configs.md", "reproduced_vs_reported.png"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def slurm_env(tmp_path_factory) -> dict[str, str]:
+    if shutil.which("sbatch") is None and os.geteuid() != 0:
+        pytest.skip("SLURM is not installed and installing it needs root")
+    state = tmp_path_factory.mktemp("slurm")
+    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "start", str(state)], check=True, timeout=900)
+    yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "stop", str(state)], check=False, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(slurm_env, tmp_path_factory) -> Path:
+    """The demo DAG run through ``--profile slurm`` into a fresh work directory."""
+    workdir = tmp_path_factory.mktemp("demo")
+    run_snakemake("all_tables", "--profile", "slurm", "--configfile", DEMO_CONFIG, "--directory", str(workdir),
+                  "--jobs", "2", "--slurm-keep-successful-logs", env=slurm_env, timeout=2400)
+    return workdir
+
+
+def _local(*args: str, workdir: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    return run_snakemake(*args, "--configfile", DEMO_CONFIG, "--directory", str(workdir), "--cores", "2", **kwargs)
+
+
+def test_demo_dag_went_through_sbatch_and_produced_every_table(demo_dir: Path, slurm_env) -> None:
+    tables = demo_dir / "demo" / "paper_tables"
+    assert sorted(p.name for p in tables.iterdir() if not p.name.startswith(".")) == sorted(TABLE_FILES)
+    slurm_logs = demo_dir / ".snakemake" / "slurm_logs"
+    submitted = {p.name for p in slurm_logs.iterdir()}
+    assert {"rule_train", "rule_evaluate", "rule_plan_and_preprocess", "rule_prepare_dataset"} <= submitted
+    train_jobs = list((slurm_logs / "rule_train").rglob("*.log"))
+    assert len(train_jobs) == 8  # 3 networks + 1 ablation, 2 folds each: one sbatch job per training
+    state = Path(slurm_env["SLURM_CONF"]).parent
+    controller_log = (state / "log" / "slurmctld.log").read_text()
+    completed = set(re.findall(r"_job_complete: JobId=(\d+) WEXITSTATUS 0", controller_log))
+    assert len(completed) == 8 + 8 + 2  # trainings, evaluations, data and planning; tables run locally
+    table2 = pd.read_csv(tables / "table2.csv")
+    demo_rows = table2[table2["dataset"] == "synthetic"]
+    assert set(demo_rows["network"]) == {"nnUNet", "MedNeXt-S_k3", "MedNeXt-S_k5"}
+    assert (demo_rows["folds_done"] == 2).all() and demo_rows["reproduced"].between(0, 100).all()
+    assert table2.loc[table2["dataset"] == "btcv", "reproduced"].isna().all()  # not run: shown as missing
+    assert "—" in (tables / "table2.md").read_text()
+
+
+def test_kernel5_run_started_from_its_kernel3_fold_by_upkern(demo_dir: Path) -> None:
+    results = demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
+    for fold in (0, 1):
+        upkern = results / f"nnUNetTrainer_MedNeXt_S_k5__nnUNetPlans_1mm__3d_fullres/fold_{fold}/upkern.json"
+        record = upkern.read_text()
+        assert f"nnUNetTrainer_MedNeXt_S_k3__nnUNetPlans_1mm__3d_fullres/fold_{fold}/checkpoint_final.pth" in record
+
+
+def test_rerun_after_completion_does_nothing(demo_dir: Path) -> None:
+    result = _local("all_tables", "-n", workdir=demo_dir)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_deleting_one_folds_metrics_reruns_only_its_downstream(demo_dir: Path) -> None:
+    metrics = demo_dir / "demo" / "results" / "synthetic" / "MedNeXt-S_k3" / "fold_1" / "metrics.csv"
+    before = pd.read_csv(metrics)
+    metrics.unlink()
+    counts = job_counts(_local("all_tables", "-n", workdir=demo_dir).stdout)
+    assert counts == {"evaluate": 1, "summarize": 1, "results_tables": 1, "all_tables": 1, "total": 4}
+    _local("all_tables", workdir=demo_dir)
+    pd.testing.assert_frame_equal(pd.read_csv(metrics), before)
+
+
+def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> None:
+    """Kill the whole Snakemake process group mid-training; the rerun continues from checkpoint_latest."""
+    fold = demo_dir / "demo/nnUNet/nnUNet_results/Dataset990_SyntheticAbdomen/nnUNetTrainer_MedNeXt_B_k3__nnUNetPlans_1mm__3d_fullres/fold_0"
+    target = str(fold.relative_to(demo_dir) / "checkpoint_final.pth")
+    longer = tmp_path / "longer.yaml"  # a second config file: 4 epochs, a checkpoint after each
+    longer.write_text("training: {epochs: 4, iterations_per_epoch: 2, val_iterations: 1, save_every: 1, tta_mirroring: false}\n")
+    command = [SNAKEMAKE, target, "--configfile", DEMO_CONFIG, str(longer), "--directory", str(demo_dir), "--cores", "2"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    try:
+        while not (fold / "checkpoint_latest.pth").exists():
+            assert process.poll() is None, "training ended before writing checkpoint_latest.pth"
+            assert time.monotonic() < deadline, "no checkpoint_latest.pth within 10 minutes"
+            time.sleep(1)
+        time.sleep(1)  # written by rename: whole once it exists
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (fold / "checkpoint_final.pth").exists()
+    interrupted_epoch = load_weights_only(fold / "checkpoint_latest.pth")["current_epoch"]
+    run_snakemake("--unlock", "--configfile", DEMO_CONFIG, "--directory", str(demo_dir), "--cores", "1")
+    run_snakemake(*command[1:], timeout=900)
+    final = load_weights_only(fold / "checkpoint_final.pth")
+    assert final["current_epoch"] == 4
+    log = (demo_dir / "demo/logs/train/Dataset990_SyntheticAbdomen/nnUNetTrainer_MedNeXt_B_k3__3d_fullres/fold_0.log").read_text()
+    second_attempt = log[log.rindex("MedNeXt-B_k3 fold 0: continue"):]  # Snakemake cleared the killed attempt's log
+    assert interrupted_epoch >= 1
+    epochs = [int(e) for e in re.findall(r"Epoch (\d+)\n", second_attempt)]
+    assert epochs and epochs[0] == interrupted_epoch and epochs[-1] == 3
