@@ -150,3 +150,19 @@ def test_rerun_decision_from_fold_folder(tmp_path: Path) -> None:
     (tmp_path / "validation").mkdir()
     (tmp_path / "validation" / "summary.json").write_text("{}")
     assert decide_action(tmp_path) is TrainAction.DONE
+
+
+def test_every_trainer_of_the_paper_config_resolves_baselines_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    """config/paper.yaml's 15 networks and 3 ablations, as the workflow names them, through nnU-Net's finder."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "paper.yaml").read_text())
+    names = [*config["networks"], *config["ablations"]["networks"]]
+    assert len(names) == 18 and {"UNETR", "SwinUNETR", "nnFormer", "3D-UX-Net", "TransBTS", "TransUNet"} <= set(names)
+    monkeypatch.setenv("nnUNet_extTrainer", str(ext_trainer_dir()))
+    for name in names:
+        spec = get_network(name)
+        cls = recursive_find_trainer_class_by_name(spec.trainer_name)
+        assert cls.__name__ == spec.trainer_name and cls.network_name == name
+        expected = ReproTrainer if name == "nnUNet" else DeepSupervisedTrainer if spec.deep_supervision else NoDeepSupervisionTrainer
+        assert cls.__mro__[1] is expected
