@@ -120,7 +120,8 @@ def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> Non
     final = load_weights_only(fold / "checkpoint_final.pth")
     assert final["current_epoch"] == 4
     log = (demo_dir / "demo/logs/train/Dataset990_SyntheticAbdomen/nnUNetTrainer_MedNeXt_B_k3__3d_fullres/fold_0.log").read_text()
-    second_attempt = log[log.rindex("MedNeXt-B_k3 fold 0: continue"):]  # Snakemake cleared the killed attempt's log
+    # Snakemake cleared the killed attempt's log: what is left is the rerun, from the runner's decision on
+    second_attempt = log[log.index("mednext.nnunet.runner: MedNeXt-B_k3 fold 0: continue"):]
     assert interrupted_epoch >= 1
     epochs = [int(e) for e in re.findall(r"Epoch (\d+)\n", second_attempt)]
     assert epochs and epochs[0] == interrupted_epoch and epochs[-1] == 3
