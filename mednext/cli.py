@@ -50,10 +50,11 @@ def entry(argv: Sequence[str] | None = None) -> int:
 
     A traceback is printed only with ``--verbose``; anything unexpected still raises.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return main(argv)
+        return main(args)
     except _user_errors() as error:
-        if "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:]):
+        if "-v" in args or "--verbose" in args:
             raise
         print(f"mednext-repro: error: {error}", file=sys.stderr)
         return 1

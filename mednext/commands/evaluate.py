@@ -49,12 +49,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     cases = None
     if args.splits:
-        from mednext.data.splits import read_splits_final
+        from mednext.data.splits import fold_validation_cases
 
-        folds = read_splits_final(args.splits)
-        if not args.fold.isdigit() or int(args.fold) >= len(folds):
-            raise SystemExit(f"evaluate: --splits {args.splits} has folds 0-{len(folds) - 1}; --fold is {args.fold!r}")
-        cases = folds[int(args.fold)]["val"]
+        try:
+            cases = fold_validation_cases(args.splits, args.fold)
+        except ValueError as error:
+            raise SystemExit(f"evaluate: --splits: {error}") from None
     run = evaluate_folder(
         args.gt, args.pred, args.out, dataset=args.dataset, network=args.network, fold=args.fold,
         regions=_regions_from_args(args), allowed_labels=args.allowed_labels,

@@ -85,4 +85,13 @@ def read_splits_final(path: Path) -> list[dict[str, list[str]]]:
     return folds
 
 
-__all__ = ["N_FOLDS", "SPLIT_SEED", "case_ids_from_raw", "kfold_splits", "read_splits_final", "write_splits_final"]
+def fold_validation_cases(path: Path, fold: int | str) -> list[str]:
+    """Validation case ids of ``fold`` in ``splits_final.json``; ValueError naming the file otherwise."""
+    folds = read_splits_final(path)
+    if not str(fold).isdigit() or int(fold) >= len(folds):
+        raise ValueError(f"{path} has folds 0-{len(folds) - 1}; fold {fold!r} is not one of them")
+    return list(folds[int(fold)]["val"])
+
+
+__all__ = ["N_FOLDS", "SPLIT_SEED", "case_ids_from_raw", "fold_validation_cases", "kfold_splits", "read_splits_final",
+           "write_splits_final"]

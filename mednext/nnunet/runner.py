@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mednext.data.splits import fold_validation_cases
 from mednext.networks import NetworkSpec, get_network
 from mednext.nnunet.paths import DEFAULT_PLANS, dataset_name, fold_folder, nnunet_env, require_env
 from mednext.nnunet.trainers import Schedule
@@ -128,10 +129,7 @@ def validation_cases(dataset_id: int, fold: int) -> list[str]:
     splits_file = require_env("nnUNet_preprocessed") / dataset_name(dataset_id) / "splits_final.json"
     if not splits_file.is_file():
         raise FileNotFoundError(f"{splits_file} not found; nnU-Net writes it when the first fold trains")
-    splits = json.loads(splits_file.read_text())
-    if not 0 <= int(fold) < len(splits):
-        raise ValueError(f"fold {fold} not in {splits_file} ({len(splits)} folds)")
-    return list(splits[int(fold)]["val"])
+    return fold_validation_cases(splits_file, fold)
 
 
 def _link_case_images(raw_dataset: Path, cases: Sequence[str], target: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from nnunetv2.utilities.crossval_split import generate_crossval_split
 
-from mednext.data.splits import case_ids_from_raw, kfold_splits, read_splits_final, write_splits_final
+from mednext.data.splits import case_ids_from_raw, fold_validation_cases, kfold_splits, read_splits_final, write_splits_final
 from mednext.data.synthetic import write_synthetic_dataset
 
 
@@ -49,3 +49,12 @@ def test_ids_from_raw_and_from_preprocessed_gt(tmp_path: Path) -> None:
     assert json.loads(write_splits_final(pre).read_text()) == kfold_splits(ids)
     with pytest.raises(FileNotFoundError, match="no case ids given"):
         write_splits_final(tmp_path / "empty")
+
+
+def test_fold_validation_cases_and_a_fold_outside_the_file(tmp_path: Path) -> None:
+    path = write_splits_final(tmp_path, case_ids=[f"c{i}" for i in range(10)])
+    folds = read_splits_final(path)
+    assert fold_validation_cases(path, 3) == folds[3]["val"] and fold_validation_cases(path, "3") == folds[3]["val"]
+    for bad in (5, "all", -1):
+        with pytest.raises(ValueError, match=r"has folds 0-4; fold .* is not one of them"):
+            fold_validation_cases(path, bad)
