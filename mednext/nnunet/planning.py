@@ -6,6 +6,12 @@ planner ``ExperimentPlanner3D_v21_customTargetSpacing_1x1x1`` sets the spacing a
 patch (mednext_official.md §4). Here an :class:`ExperimentPlanner` subclass does the same inside
 nnU-Net v2: nnU-Net fingerprints, plans (normalisation, resampling, nnU-Net's own U-Net topology
 for the fixed patch) and preprocesses; only spacing, patch and batch size are pinned.
+
+Batch Dice as v1 (issue 10): v1 trains ``3d_fullres`` with batch Dice exactly when its planner made a
+two-stage plan (``run/default_configuration.py``: ``batch_dice = True`` for 2d or when
+``len(plans_per_stage) > 1``). This planner makes no ``3d_lowres`` stage, so
+:func:`v1_batch_dice` re-derives v1's stage decision from the fingerprint at the target spacing
+(``experiment_planner_baseline_3DUNet.py`` ``plan_experiment``) and the plans get its result.
 """
 
 from __future__ import annotations
@@ -28,12 +34,79 @@ PAPER_PATCH_2D: tuple[int, int] = (512, 512)
 PAPER_BATCH_3D = 2
 PAPER_BATCH_2D = 14
 CONFIGURATIONS: tuple[str, ...] = ("3d_fullres", "2d")
+#: v1 ``how_much_of_a_patient_must_the_network_see_at_stage0``: a low-res stage is planned when the
+#: median image at target spacing holds at least this many patches (EP ``__init__``).
+V1_STAGE0_PATCHES = 4
+#: v1 grows the low-res spacing by 1 % per step (EP ``plan_experiment``; v2 uses 3 %).
+V1_SPACING_STEP = 1.01
+
+
+def v1_median_shape(
+    spacings: Sequence[Sequence[float]], shapes: Sequence[Sequence[int]], target_spacing: Sequence[float]
+) -> np.ndarray:
+    """v1's median image shape at ``target_spacing``: per-axis median of the unrounded resampled shapes.
+
+    EP ``plan_experiment``: ``new_shapes = [spacing / target * size]``, ``np.median(..., 0)``, with
+    ``all_spacings``/``all_sizes`` of the cropped images (v2: ``spacings``/``shapes_after_crop``).
+    """
+    spacing_arr = np.asarray(spacings, dtype=np.float64)
+    shape_arr = np.asarray(shapes, dtype=np.float64)
+    if spacing_arr.ndim != 2 or spacing_arr.shape != shape_arr.shape or len(spacing_arr) == 0:
+        raise ValueError(
+            f"need one spacing and one shape per case with the same number of axes, found {spacing_arr.shape} "
+            f"spacings and {shape_arr.shape} shapes"
+        )
+    return np.median(spacing_arr / np.asarray(target_spacing, dtype=np.float64) * shape_arr, axis=0)
+
+
+def v1_has_lowres_stage(median_shape: Sequence[float], patch_size: Sequence[int], target_spacing: Sequence[float]) -> bool:
+    """Whether v1's planner keeps a ``3d_lowres`` stage for this median shape and (fixed) patch.
+
+    EP ``plan_experiment`` with the 1 mm planner's fixed patch (P1 ``get_properties_for_stage``):
+
+    1. no low-res stage if ``prod(median) / prod(patch) < 4``;
+    2. otherwise grow the low-res spacing by 1 % per step (only the finer axes while some axis is
+       more than 2x coarser than another) until ``prod(target / lowres * median) <= 4 * prod(patch)``;
+    3. keep that stage only if ``2 * prod(round(target / lowres * median)) < prod(round(median))``
+       ("at least 2x smaller" than full resolution).
+    """
+    median = np.asarray(median_shape, dtype=np.float64)
+    target = np.asarray(target_spacing, dtype=np.float64)
+    patch_voxels = float(np.prod(np.asarray(patch_size, dtype=np.int64), dtype=np.float64))
+    if np.prod(median, dtype=np.float64) / patch_voxels < V1_STAGE0_PATCHES:
+        return False
+    fullres_voxels = int(np.prod(np.round(median).astype(np.int64), dtype=np.int64))
+    lowres = target.copy()
+    num_voxels = float(np.prod(median, dtype=np.float64))
+    lowres_voxels = None
+    while num_voxels > V1_STAGE0_PATCHES * patch_voxels:
+        coarse = lowres.max() / lowres > 2
+        if np.any(coarse):
+            lowres[coarse] *= V1_SPACING_STEP
+        else:
+            lowres *= V1_SPACING_STEP
+        num_voxels = float(np.prod(target / lowres * median, dtype=np.float64))
+        lowres_voxels = int(np.prod(np.round(target / lowres * median).astype(np.int64), dtype=np.int64))
+    if lowres_voxels is None:  # median exactly 4 patches: v1 would fail here (no stage computed); one stage
+        return False
+    return 2 * lowres_voxels < fullres_voxels
+
+
+def v1_batch_dice(
+    spacings: Sequence[Sequence[float]],
+    shapes: Sequence[Sequence[int]],
+    patch_size: Sequence[int] = PAPER_PATCH_3D,
+    target_spacing: Sequence[float] = PAPER_SPACING_MM,
+) -> bool:
+    """v1's ``batch_dice`` for ``3d_fullres``: True exactly when its planner makes two stages (DC ~L71)."""
+    return v1_has_lowres_stage(v1_median_shape(spacings, shapes, target_spacing), patch_size, target_spacing)
 
 
 class FixedPatchPlanner1mm(ExperimentPlanner):
     """nnU-Net's default planner with target spacing 1x1x1 mm and fixed patch/batch sizes.
 
-    No ``3d_lowres``/cascade configuration is made (the paper trains full resolution only).
+    No ``3d_lowres``/cascade configuration is made (the paper trains full resolution only);
+    ``3d_fullres`` gets v1's ``batch_dice`` (:func:`v1_batch_dice`), 2d keeps nnU-Net's True.
     """
 
     def __init__(
@@ -118,6 +191,24 @@ class FixedPatchPlanner1mm(ExperimentPlanner):
         plan["patch_size"] = patch
         plan["batch_size"] = self.fixed_batch[dim]
         return plan
+
+    def v1_batch_dice_3d(self) -> bool:
+        """v1's ``batch_dice`` for ``3d_fullres`` from this dataset's fingerprint, spacing and patch."""
+        return v1_batch_dice(
+            self.dataset_fingerprint["spacings"],
+            self.dataset_fingerprint["shapes_after_crop"],
+            self.fixed_patch[3],
+            self.overwrite_target_spacing,
+        )
+
+    def save_plans(self, plans: dict) -> None:
+        """nnU-Net's plans with ``3d_fullres`` ``batch_dice`` set as v1 would have trained it."""
+        full = plans["configurations"].get("3d_fullres")
+        if full is not None:
+            full["batch_dice"] = self.v1_batch_dice_3d()
+            log.info("3d_fullres batch_dice=%s (v1 stage rule at %s mm, patch %s)",
+                     full["batch_dice"], list(self.overwrite_target_spacing), list(self.fixed_patch[3]))
+        super().save_plans(plans)
 
 
 def _check_sizes(name: str, sizes: Sequence[int], n: int) -> None:
