@@ -1,0 +1,68 @@
+"""``recipe``: the effective training recipe of one run, read from a real nnU-Net trainer (issue 10).
+
+Builds the network's trainer from the dataset's plans on the CPU (no training) and prints its
+recipe card: plain text for people, ``--json`` for machines (the same card every training writes
+as ``recipe.json`` into its fold folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mednext.nnunet.paths import DEFAULT_PLANS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("recipe", help="print the effective training recipe of a (dataset, network) run")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="dataset key (kits19), id (40) or nnU-Net folder (Dataset040_KiTS19); "
+                                          "plans under $nnUNet_preprocessed")
+    source.add_argument("--plans", type=Path, help="a plans file to read directly (dataset.json must sit beside it)")
+    parser.add_argument("--network", required=True, help="registry name, e.g. MedNeXt-B_k5 (mednext.networks)")
+    parser.add_argument("--fold", default="0", help="fold 0-4 or 'all' (default 0; decides the UpKern parent path)")
+    parser.add_argument("--plans-name", default=DEFAULT_PLANS, help=f"plans identifier with --dataset (default {DEFAULT_PLANS})")
+    parser.add_argument("--configuration", default=None, help="nnU-Net configuration (default: the network's)")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"),
+                        help="device the training runs on (decides AMP and compile as nnU-Net does; default cuda)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                        help="as `train --compile` (default off, the official protocol)")
+    parser.add_argument("--json", action="store_true", help="print the card as JSON")
+    parser.set_defaults(func=run)
+
+
+def plans_path(dataset: str, plans_name: str) -> Path:
+    """``$nnUNet_preprocessed/<DatasetXXX_Name>/<plans_name>.json`` for a key, id or folder name."""
+    from mednext.nnunet.paths import require_env
+
+    preprocessed = require_env("nnUNet_preprocessed")
+    text = str(dataset).strip()
+    if text.startswith("Dataset"):
+        folder = text
+    else:
+        from mednext.data.registry import get_dataset
+        from mednext.data.errors import UnknownDatasetError
+
+        try:
+            folder = get_dataset(text).folder_name
+        except UnknownDatasetError:
+            if not text.isdigit():
+                raise
+            matches = sorted(p.name for p in preprocessed.glob(f"Dataset{int(text):03d}_*"))
+            if not matches:
+                raise FileNotFoundError(f"no dataset with id {text} under {preprocessed}") from None
+            folder = matches[0]
+    return preprocessed / folder / f"{plans_name}.json"
+
+
+def run(args: argparse.Namespace) -> int:
+    from mednext.nnunet.recipe import format_recipe, recipe_for_plans
+
+    plans_file = args.plans if args.plans is not None else plans_path(args.dataset, args.plans_name)
+    try:
+        card = recipe_for_plans(plans_file, args.network, args.fold, args.configuration, args.device, args.compile)
+    except (ValueError, KeyError) as error:
+        raise SystemExit(f"recipe: {error}") from None
+    print(json.dumps(card, indent=2) if args.json else format_recipe(card))
+    return 0
