@@ -46,6 +46,7 @@ def _regions_from_args(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mednext.evaluation.results import evaluate_folder
+    from mednext.provenance import utc_now
 
     cases = None
     if args.splits:
@@ -55,6 +56,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             cases = fold_validation_cases(args.splits, args.fold)
         except ValueError as error:
             raise SystemExit(f"evaluate: --splits: {error}") from None
+    started = utc_now()
     run = evaluate_folder(
         args.gt, args.pred, args.out, dataset=args.dataset, network=args.network, fold=args.fold,
         regions=_regions_from_args(args), allowed_labels=args.allowed_labels,
@@ -62,8 +64,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         spacing_tolerance_mm=args.spacing_tolerance, cases=cases,
     )
     state = "written" if run.recomputed else "up to date, not recomputed"
+    _write_provenance(args, started, run.recomputed)
     print(f"{run.csv_path}: {run.n_cases} cases, {state}")
     return 0
+
+
+def _write_provenance(args: argparse.Namespace, started, recomputed: bool) -> None:
+    """``provenance.json`` (and the fold's ``recipe.json``) beside the metrics CSV (issue 13)."""
+    from pathlib import Path
+
+    from mednext.provenance import PROVENANCE_FILE, evaluation_record, utc_now, write_evaluation_provenance
+
+    if not recomputed and (Path(args.out).parent / PROVENANCE_FILE).is_file():
+        return  # the metrics and their record are from an earlier run
+    identity = {"dataset": args.dataset, "network": args.network, "fold": args.fold, "metrics": Path(args.out).name}
+    job = {"regions": args.regions, "region_preset": args.region_preset, "labels": args.labels,
+           "spacing_modes": args.spacing_modes, "tolerance_mm": args.tolerance, "workers": args.workers}
+    record = evaluation_record(identity, job, started, utc_now(), args.fold_dir, recomputed)
+    write_evaluation_provenance(args.out, record, args.fold_dir)
 
 
 def _run_summarize(args: argparse.Namespace) -> int:
@@ -115,6 +133,8 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--network", required=True)
     p.add_argument("--fold", required=True, help="fold number, or e.g. 'test' / 'ensemble'")
     p.add_argument("--splits", help="nnU-Net splits_final.json: score only the validation cases of --fold")
+    p.add_argument("--fold-dir", help="nnU-Net fold folder of the run: its provenance.json and recipe.json "
+                   "go into the provenance written beside --out")
     p.add_argument("--regions", nargs="+", metavar="NAME=L1,L2", help="regions as unions of labels, e.g. WT=1,2,3 TC=2,3 ET=3")
     p.add_argument("--region-preset", choices=sorted(REGION_PRESETS), help="predefined regions")
     p.add_argument("--labels", nargs="+", type=int, help="one class per label value (e.g. BTCV: 1 ... 13)")

@@ -69,6 +69,24 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise SystemExit(f"train: {bad} must be positive integers")
     extra_env = nnunet_process_env(args.workers, tta_mirroring=not args.no_tta_mirroring)
-    action = train(run_spec(args), device=args.device, schedule=replace(schedule, **overrides), extra_env=extra_env)
+    spec, schedule = run_spec(args), replace(schedule, **overrides)
+    with _provenance(spec, args, schedule, extra_env) as outcome:  # fold_dir/provenance.json (issue 13)
+        action = train(spec, device=args.device, schedule=schedule, extra_env=extra_env)
+        outcome["action"] = action.value
     log.info("train %s fold %s: %s", args.network, args.fold, action.value)
     return 0
+
+
+def _provenance(spec, args: argparse.Namespace, schedule, extra_env: dict[str, str]):  # -> context manager
+    """Provenance of this run: its identity and the resolved values it received."""
+    from dataclasses import asdict
+
+    from mednext.nnunet.runner import decide_action
+    from mednext.provenance import training_provenance
+
+    fold_dir = spec.fold_dir()
+    identity = {"dataset_id": spec.dataset_id, "network": spec.network, "fold": spec.fold,
+                "trainer": spec.spec.trainer_name, "plans": spec.plans, "configuration": spec.config}
+    job = {"device": args.device, **asdict(schedule), "workers": args.workers, "tta_mirroring": not args.no_tta_mirroring,
+           "compile": getattr(args, "compile", None), "process_env": dict(extra_env)}
+    return training_provenance(fold_dir, decide_action(fold_dir).value, identity, job)

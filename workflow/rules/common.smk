@@ -10,6 +10,7 @@ from mednext.workflow import targets
 from mednext.workflow.grid import Run, all_runs, check_config, configurations_for, datasets_of, parent_run
 from mednext.workflow.layout import TABLE_FORMATS, Layout, run_from_checkpoint_wildcards
 from mednext.workflow import resources as res
+from mednext.provenance import config_env
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config, "workflow config")
@@ -22,6 +23,8 @@ PY = f'"{sys.executable}" -m mednext'
 LOGS = LAYOUT.logs
 # nnU-Net reads its folders from the environment; jobs (local or sbatch --export=ALL) inherit it.
 os.environ.update(LAYOUT.nnunet_env())
+# Jobs record which config ran them in their provenance.json (mednext.provenance, issue 13).
+os.environ.update(config_env(config, (workflow.overwrite_configfiles or [os.path.join(workflow.basedir, "config", "demo.yaml")])[0]))
 
 wildcard_constraints:
     dataset_folder=r"Dataset\d{3}_\w+",

@@ -12,6 +12,7 @@ rule evaluate:
         f"{LOGS}/evaluate/{{dataset}}/{{network}}/fold_{{fold}}.log",
     params:
         predictions=lambda wc: LAYOUT.validation_folder(Run(wc.dataset, wc.network, int(wc.fold))),
+        fold_dir=lambda wc: os.path.dirname(LAYOUT.checkpoint(Run(wc.dataset, wc.network, int(wc.fold)))),
         ground_truth=lambda wc: LAYOUT.ground_truth_folder(wc.dataset),
         regions=lambda wc: " ".join(targets.evaluation_region_args(wc.dataset)),
         evaluation=config["evaluation"],
@@ -21,6 +22,7 @@ rule evaluate:
         mem_mb=RES["cpu_mem_mb"],
     shell:
         "{PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --splits {input.splits} --out {output}"
+        " --fold-dir {params.fold_dir}"
         " --dataset {wildcards.dataset} --network {wildcards.network} --fold {wildcards.fold} {params.regions}"
         " --spacing-modes {params.evaluation[spacing_modes]} --tolerance {params.evaluation[tolerance_mm]}"
         " --workers {threads} > {log} 2>&1"
