@@ -14,6 +14,20 @@ rule table1_configs:
         "{PY} table1 --reported {input} --out-dir {LAYOUT.tables} > {log} 2>&1"
 
 
+rule provenance_table:
+    # One row per (dataset, network, fold) behind the tables: commit, config, packages, GPU, epochs,
+    # resumes (issue 13); a table row's provenance_key names its folds' rows.
+    input:
+        targets.all_metrics(config),
+    output:
+        report(f"{LAYOUT.tables}/provenance.csv", category="Provenance"),
+    log:
+        f"{LOGS}/tables/provenance_table.log",
+    localrule: True
+    shell:
+        "{PY} provenance {input} --out {output} > {log} 2>&1"
+
+
 rule results_tables:
     input:
         per_fold=rules.summarize.output.per_fold,
@@ -47,6 +61,7 @@ rule all_tables:
     input:
         rules.table1_configs.output,
         rules.results_tables.output,
+        rules.provenance_table.output,
         # Named here too so a deleted fold's metrics are rescored: Snakemake (>= 7.7) does not
         # regenerate a missing intermediate file while everything downstream of it is up to date.
         targets.all_metrics(config),
