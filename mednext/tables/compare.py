@@ -1,8 +1,11 @@
-"""Reproduced beside reported: join fold summaries with the paper's numbers (Tables 1 right, 2; test set).
+"""Reproduced beside reported: join the headline statistics with the paper's numbers (Tables 1 right, 2).
 
-Reproduced values are the mean and sample std over folds of each fold's mean-over-classes (the
-paper reports 5-fold CV means, §3.1), in percent. A row is flagged when it lies further than one
-fold-std from the paper. Missing runs stay in the table as "—"; nothing here raises on them.
+Reproduced (the headline) is the official pooled cross-validation mean: the validation cases of all
+folds pooled, nanmean per region, then the mean over regions (recipe_parity.md item 2;
+:mod:`mednext.statistics.aggregate`), in percent. Beside it: its fold-stratified bootstrap 95 % CI and
+the spread over folds (mean ± sample std of the per-fold values). A row is flagged (⚑) when the
+paper's value lies outside the 95 % CI. Missing runs stay in the table as "—"; nothing here raises
+on them.
 """
 
 from __future__ import annotations
@@ -18,49 +21,62 @@ from mednext.atomic import atomic_write_csv, atomic_write_text
 MISSING = "—"
 #: Paper metric names -> metric names of mednext.evaluation's tidy results.
 METRIC_COLUMN = {"DSC": "dsc", "SDC": "sdc", "NSD": "sdc", "HD95": "hd95"}
-MEAN_CLASS = "mean_over_classes"
 DATASET_ORDER = ("btcv", "amos22", "kits19", "brats21", "average")
+PAPER_DATASETS = DATASET_ORDER[:-1]
+STAT_COLUMNS = ["reproduced", "ci_low", "ci_high", "fold_mean", "fold_std", "folds_done", "n_cases"]
+PROVENANCE_COLUMNS = ("dataset", "network", "fold", "git_commit")
 
 
-def fold_means(per_fold: pd.DataFrame, spacing_mode: str) -> pd.DataFrame:
-    """Per (dataset, network, fold, metric): the fold's mean over classes, in percent for DSC/SDC."""
-    rows = per_fold[(per_fold["class"] == MEAN_CLASS) & (per_fold["spacing_mode"] == spacing_mode)]
-    rows = rows[["dataset", "network", "fold", "metric", "mean"]].copy()
-    percent = rows["metric"].isin(["dsc", "sdc"])
-    rows.loc[percent, "mean"] = rows.loc[percent, "mean"] * 100
-    return rows
-
-
-def _aggregate(values: pd.Series) -> pd.Series:
-    finite = values[np.isfinite(values)]
-    return pd.Series({
-        "reproduced": finite.mean() if len(finite) else np.nan,
-        "fold_std": finite.std(ddof=1) if len(finite) > 1 else np.nan,
-        "folds_done": int(len(finite)),
-    })
-
-
-def compare(reported: pd.DataFrame, per_fold: pd.DataFrame | None, spacing_mode: str, n_folds: int) -> pd.DataFrame:
-    """One row per reported value with the reproduced mean, fold std, Δ, folds done and a flag.
+def compare(reported: pd.DataFrame, headline: pd.DataFrame | None, n_folds: int) -> pd.DataFrame:
+    """One row per reported value with the headline statistics, Δ, folds done, CI check and flag.
 
     ``reported`` has columns network, dataset, metric (paper names) and value; extra columns are
-    kept. Rows with ``dataset == "average"`` are the mean of the network's four dataset means and
-    are filled only when all four are complete.
+    kept. ``headline`` is :func:`mednext.statistics.aggregate.headline_table`'s frame (tidy metric
+    names). Rows with ``dataset == "average"`` are the mean of the network's four dataset headline
+    values and are filled only when all four are complete (no CI: the datasets are not resampled
+    jointly).
     """
-    means = None if per_fold is None else fold_means(per_fold, spacing_mode).rename(columns={"metric": "metric_key"})
-    if means is None or means.empty:
-        stats = pd.DataFrame(columns=["network", "dataset", "metric_key", "reproduced", "fold_std", "folds_done"])
+    if headline is None or headline.empty:
+        stats = pd.DataFrame(columns=["network", "dataset", "metric_key", *STAT_COLUMNS])
     else:
-        stats = means.groupby(["network", "dataset", "metric_key"])["mean"].apply(_aggregate).unstack().reset_index()
+        stats = headline.rename(columns={"metric": "metric_key"})[["network", "dataset", "metric_key", *STAT_COLUMNS]]
     table = _with_unreported_datasets(reported, stats)
     table["metric_key"] = table["metric"].map(METRIC_COLUMN)
     table = table.merge(stats, on=["network", "dataset", "metric_key"], how="left")
     table = _fill_averages(table, n_folds)
     table["folds_done"] = table["folds_done"].fillna(0).astype(int)
+    table["n_cases"] = table["n_cases"].fillna(0).astype(int)
     table["delta"] = table["reproduced"] - table["value"]
-    table["flagged"] = (table["delta"].abs() > table["fold_std"]) & table["fold_std"].notna()
+    table["paper_in_ci"] = paper_in_ci(table["value"], table["ci_low"], table["ci_high"])
+    table["flagged"] = (table["paper_in_ci"] == False).fillna(False).astype(bool)  # noqa: E712 (nullable)
     table["complete"] = table["folds_done"] >= n_folds
     return table.rename(columns={"value": "reported"}).drop(columns=["metric_key"])
+
+
+def paper_in_ci(reported: pd.Series, ci_low: pd.Series, ci_high: pd.Series) -> pd.Series:
+    """True/False where the reported value and the CI exist, missing (<NA>) elsewhere."""
+    values = [pd.NA if pd.isna(v) or pd.isna(lo) or pd.isna(hi) else bool(lo <= v <= hi)
+              for v, lo, hi in zip(reported, ci_low, ci_high)]
+    return pd.Series(pd.array(values, dtype="boolean"), index=reported.index)
+
+
+def with_provenance(table: pd.DataFrame, provenance: pd.DataFrame, source: str = "provenance") -> pd.DataFrame:
+    """Add ``provenance_key`` ("<dataset>/<network>", linking to the provenance rows of that run set)
+    and ``mixed_commits`` (its folds came from more than one git commit) to every table row.
+
+    ``provenance`` needs columns dataset, network, fold, git_commit (one row per fold); rows without
+    provenance get an empty key and ``mixed_commits`` False.
+    """
+    missing = [c for c in PROVENANCE_COLUMNS if c not in provenance.columns]
+    if missing:
+        raise ValueError(f"{source}: not a provenance table, missing columns {missing}")
+    commits = provenance.dropna(subset=["git_commit"]).groupby(["dataset", "network"])["git_commit"].nunique()
+    known = set(zip(provenance["dataset"].astype(str), provenance["network"].astype(str)))
+    table = table.copy()
+    pairs = list(zip(table["dataset"].astype(str), table["network"].astype(str)))
+    table["provenance_key"] = [f"{d}/{n}" if (d, n) in known else "" for d, n in pairs]
+    table["mixed_commits"] = [bool(commits.get((d, n), 0) > 1) for d, n in pairs]
+    return table
 
 
 def _with_unreported_datasets(reported: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
@@ -102,14 +118,31 @@ def _cell(value: float, std: float | None = None, digits: int = 2) -> str:
     return text
 
 
+def _ci(low: float, high: float) -> str:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return MISSING
+    return f"[{low:.2f}, {high:.2f}]"
+
+
 def display_frame(table: pd.DataFrame, label_columns: Sequence[str]) -> pd.DataFrame:
-    """Human-readable rows: reported, reproduced (mean ± std), Δ, folds, and a flag mark."""
+    """Human-readable rows: (reported,) reproduced (pooled), 95 % CI, fold mean ± std, (Δ,) folds,
+    (flag,) and the provenance columns when present. Tables without a ``reported`` column (datasets
+    the paper did not use) show no reported value, Δ or flag."""
     shown = table[list(label_columns)].copy()
-    shown["reported"] = table["reported"].map(lambda v: _cell(v))
-    shown["reproduced"] = [_cell(v, s) for v, s in zip(table["reproduced"], table["fold_std"])]
-    shown["Δ"] = table["delta"].map(lambda v: MISSING if not np.isfinite(v) else f"{v:+.2f}")
+    has_reported = "reported" in table
+    if has_reported:
+        shown["reported"] = table["reported"].map(lambda v: _cell(v))
+    shown["reproduced (pooled)"] = table["reproduced"].map(lambda v: _cell(v))
+    shown["95 % CI"] = [_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
+    shown["fold mean ± std"] = [_cell(v, s) for v, s in zip(table["fold_mean"], table["fold_std"])]
+    if has_reported:
+        shown["Δ"] = table["delta"].map(lambda v: MISSING if not np.isfinite(v) else f"{v:+.2f}")
     shown["folds"] = table["folds_done"].astype(str)
-    shown["flag"] = np.where(table["flagged"], "⚑", "")
+    if has_reported:
+        shown["flag"] = np.where(table["flagged"], "⚑", "")
+    if "provenance_key" in table:
+        shown["provenance"] = table["provenance_key"].fillna("")
+        shown["commits"] = np.where(table["mixed_commits"], "mixed", "")
     return shown
 
 
@@ -120,7 +153,7 @@ def write_comparison(table: pd.DataFrame, out_dir: str | Path, stem: str, title:
     shown = display_frame(table, label_columns)
     paths = [out / f"{stem}.csv", out / f"{stem}.md", out / f"{stem}.tex"]
     atomic_write_csv(table, paths[0])
-    atomic_write_text(paths[1], f"# {title}\n\n{shown.to_markdown(index=False)}\n\n{caption.strip()}\n")
+    atomic_write_text(paths[1], f"# {title}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n\n{caption.strip()}\n")
     latex = shown.to_latex(index=False, caption=f"{title}. {caption.strip()}", label=f"tab:{stem}",
                            escape=True)
     atomic_write_text(paths[2], latex)

@@ -1,31 +1,72 @@
-"""Table 2, Table 1 (right) and the test-set table, each reproduced beside reported, and the overview plot."""
+"""Table 2, Table 1 (right), the test-set table, the table of datasets outside the paper, the
+significance table, and their figures — all from the tidy per-case metrics."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from mednext.tables.compare import compare, write_comparison
+from mednext.evaluation.io import EvaluationInputError
+from mednext.evaluation.results import read_results
+from mednext.statistics.aggregate import HEADLINE_COLUMNS, headlines
+from mednext.statistics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+from mednext.statistics.cases import CaseMatrix, case_matrices
+from mednext.statistics.comparisons import comparisons_for, missing_references, paper_differences
+from mednext.statistics.paired import significance_table
+from mednext.tables.compare import PAPER_DATASETS, PROVENANCE_COLUMNS, compare, with_provenance, write_comparison
+
+log = logging.getLogger(__name__)
 
 TABLE2_TITLE = "Table 2: 5-fold CV DSC and SDC, reproduced vs reported"
 ABLATION_TITLE = "Table 1 (right): MedNeXt-B ablations on BTCV and AMOS22, reproduced vs reported"
 TEST_SET_TITLE = "Test sets: 5-fold MedNeXt-L (k5) ensemble, leaderboard score recorded vs reported"
+OTHER_TITLE = "Results on datasets outside the paper: cross-validation DSC and SDC"
+OTHER_STEM = "results_other_datasets"
+#: Tidy metric names of the tables (the paper reports DSC and surface Dice, §3.1).
+TABLE_METRICS = ("dsc", "sdc")
+PAPER_METRIC = {"dsc": "DSC", "sdc": "SDC"}
 
 
-def _caption(spacing_mode: str, n_folds: int) -> str:
+def _statistics_caption(spacing_mode: str, n_folds: int, n_resamples: int) -> str:
     return (
-        f"Reproduced: mean ± sample std over folds of each fold's mean over classes (validation cases), "
-        f"in percent; {n_folds} folds make a complete row. Surface Dice at the configured tolerance with "
-        f"spacing mode `{spacing_mode}` (`paper`: spacing forced to 1 as the official MedNeXt evaluation; "
-        f"`physical`: true mm). Δ = reproduced − reported. ⚑: Δ larger than one fold-std. "
-        f"— : run missing or not finished. The average column needs all four datasets complete."
+        f"Reproduced (pooled): the official cross-validation mean — the validation cases of all folds "
+        f"pooled, mean of each region over them (NaN: region absent from both masks, skipped), then the "
+        f"mean over regions; in percent. 95 % CI: percentile bootstrap of that value, {n_resamples} "
+        f"resamples of the cases, stratified by fold. Fold mean ± std: the same value per fold, "
+        f"mean ± sample std over folds (the spread between folds). {n_folds} folds make a complete row. "
+        f"Surface Dice at the configured tolerance with spacing mode `{spacing_mode}` (`paper`: spacing "
+        f"forced to 1 as the official MedNeXt evaluation; `physical`: true mm)."
     )
 
 
-def build_cv_table(reported_csv: Path, per_fold: pd.DataFrame | None, spacing_mode: str, n_folds: int) -> pd.DataFrame:
+def _caption(spacing_mode: str, n_folds: int, n_resamples: int) -> str:
+    return (
+        _statistics_caption(spacing_mode, n_folds, n_resamples)
+        + " Δ = reproduced − reported. ⚑: the paper's value lies outside the 95 % CI. — : run missing or "
+        "not finished. The average column needs all four datasets complete (mean of their pooled "
+        "values; no CI)."
+    )
+
+
+def _other_caption(spacing_mode: str, n_folds: int, n_resamples: int) -> str:
+    return (_statistics_caption(spacing_mode, n_folds, n_resamples)
+            + " The paper reports no value for these datasets, so there is no reported column.")
+
+
+def build_cv_table(reported_csv: Path, headline_rows: pd.DataFrame | None, n_folds: int) -> pd.DataFrame:
     """Every reported cross-validation value (Table 2 or Table 1 right) beside its reproduction."""
-    return compare(pd.read_csv(reported_csv), per_fold, spacing_mode, n_folds)
+    return compare(pd.read_csv(reported_csv), headline_rows, n_folds)
+
+
+def build_other_datasets(headline_rows: pd.DataFrame, paper_datasets: Iterable[str]) -> pd.DataFrame:
+    """Network x dataset rows (DSC, SDC) for every dataset the paper did not use, e.g. the demo's."""
+    rows = headline_rows[~headline_rows["dataset"].isin(list(paper_datasets))].copy()
+    rows["metric"] = rows["metric"].map(PAPER_METRIC)
+    columns = ["network", "dataset", "metric"] + [c for c in HEADLINE_COLUMNS if c not in ("dataset", "network", "metric")]
+    return rows[columns].sort_values(["dataset", "network", "metric"]).reset_index(drop=True)
 
 
 def build_test_set(reported_csv: Path, leaderboard_csv: Path | None) -> pd.DataFrame:
@@ -40,7 +81,8 @@ def build_test_set(reported_csv: Path, leaderboard_csv: Path | None) -> pd.DataF
         latest = latest.set_index(["dataset", "network", "metric"])["value"]
         table["reproduced"] = [latest.get((d, n, m), float("nan"))
                                for d, n, m in zip(table["dataset"], table["network"], table["metric"])]
-    table["fold_std"] = float("nan")
+    for column in ("ci_low", "ci_high", "fold_mean", "fold_std"):
+        table[column] = float("nan")
     table["folds_done"] = table["reproduced"].notna().astype(int) * 5
     table["delta"] = table["reproduced"] - table["reported"]
     table["flagged"] = False
@@ -48,18 +90,38 @@ def build_test_set(reported_csv: Path, leaderboard_csv: Path | None) -> pd.DataF
     return table
 
 
+def _matrices(results: pd.DataFrame | None, spacing_mode: str) -> dict[tuple[str, str, str], CaseMatrix]:
+    if results is None or results.empty:
+        return {}
+    return {(d, n, metric): m for metric in TABLE_METRICS
+            for (d, n), m in case_matrices(results, metric, spacing_mode).items()}
+
+
 def write_all_tables(
-    reported_dir: Path, per_fold_csv: Path | None, out_dir: Path, spacing_mode: str, n_folds: int,
-    leaderboard_csv: Path | None = None,
+    reported_dir: Path, metrics_csvs: Iterable[str | Path] | None, out_dir: Path, spacing_mode: str, n_folds: int,
+    leaderboard_csv: Path | None = None, provenance_csv: Path | None = None,
+    n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> list[Path]:
-    """Regenerate Table 2, Table 1 (right) and the test-set table (CSV, Markdown, LaTeX) and the plot."""
-    per_fold = None
-    if per_fold_csv is not None and Path(per_fold_csv).is_file():
-        per_fold = pd.read_csv(per_fold_csv, dtype={"fold": str})
-    caption = _caption(spacing_mode, n_folds)
-    table2 = build_cv_table(reported_dir / "table2.csv", per_fold, spacing_mode, n_folds)
-    ablations = build_cv_table(reported_dir / "table1_ablations.csv", per_fold, spacing_mode, n_folds)
+    """Regenerate every results table (CSV, Markdown, LaTeX), the significance table and the figures.
+
+    ``metrics_csvs``: the tidy per-case ``metrics.csv`` files (missing or empty: every reproduced
+    cell is —). ``provenance_csv`` (optional): adds ``provenance_key`` and ``mixed_commits`` to rows.
+    """
+    paths = [Path(p) for p in (metrics_csvs or [])]
+    results = read_results(paths) if paths else None
+    matrices = _matrices(results, spacing_mode)
+    headline_rows = headlines(matrices.values(), n_resamples, seed)
+    caption = _caption(spacing_mode, n_folds, n_resamples)
+
+    table2 = build_cv_table(reported_dir / "table2.csv", headline_rows, n_folds)
+    ablations = build_cv_table(reported_dir / "table1_ablations.csv", headline_rows, n_folds)
     test_set = build_test_set(reported_dir / "test_set.csv", leaderboard_csv)
+    paper_datasets = [d for d in PAPER_DATASETS if d in set(pd.read_csv(reported_dir / "table2.csv")["dataset"])]
+    other = build_other_datasets(headline_rows, paper_datasets)
+    if provenance_csv is not None:
+        provenance = _read_provenance(Path(provenance_csv))
+        table2, ablations, other = (with_provenance(t, provenance, str(provenance_csv)) for t in (table2, ablations, other))
+
     written = [
         *write_comparison(table2, out_dir, "table2", TABLE2_TITLE, caption, ["network", "dataset", "metric"]),
         *write_comparison(ablations, out_dir, "table1_ablations", ABLATION_TITLE, caption,
@@ -67,9 +129,40 @@ def write_all_tables(
         *write_comparison(test_set, out_dir, "test_set", TEST_SET_TITLE,
                           "Reproduced: the latest score recorded with `mednext-repro record-leaderboard` "
                           "(split `test`); — : none recorded.", ["network", "dataset", "metric"]),
+        *write_comparison(other, out_dir, OTHER_STEM, OTHER_TITLE, _other_caption(spacing_mode, n_folds, n_resamples),
+                          ["network", "dataset", "metric"]),
     ]
+    written += _write_significance(matrices, reported_dir, paper_datasets, out_dir, spacing_mode, n_resamples, seed)
     from mednext.tables.plot import plot_reproduced_vs_reported
 
     written.append(plot_reproduced_vs_reported(pd.concat([table2, ablations], ignore_index=True),
                                                out_dir / "reproduced_vs_reported.png"))
     return written
+
+
+def _read_provenance(path: Path) -> pd.DataFrame:
+    """The provenance table, checked for the columns the tables use (one error naming the file)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: provenance table not found")
+    frame = pd.read_csv(path, dtype={"fold": str, "git_commit": str})
+    missing = [c for c in PROVENANCE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise EvaluationInputError(f"{path}: not a provenance table, missing columns {missing}")
+    return frame
+
+
+def _write_significance(matrices: dict[tuple[str, str, str], CaseMatrix], reported_dir: Path,
+                        paper_datasets: list[str], out_dir: Path, spacing_mode: str, n_resamples: int,
+                        seed: int) -> list[Path]:
+    from mednext.tables.significance import plot_significance, write_significance
+
+    runs = sorted({(d, n) for d, n, _ in matrices})
+    table = significance_table(matrices, comparisons_for(runs, paper_datasets), TABLE_METRICS, n_resamples, seed)
+    reported = pd.concat([pd.read_csv(reported_dir / "table2.csv"), pd.read_csv(reported_dir / "table1_ablations.csv")],
+                         ignore_index=True)
+    table["paper_diff"] = paper_differences(table, reported)
+    notes = missing_references(runs)
+    for note in notes:
+        log.info(note)
+    return [*write_significance(table, out_dir, spacing_mode, n_resamples, notes),
+            plot_significance(table, out_dir / "significance.png")]

@@ -1,71 +1,148 @@
-"""Reproduced-vs-reported tables: fold statistics, Δ, flags, missing runs as "—" (issue 7)."""
+"""Reproduced-vs-reported tables: pooled headline, CI flag, fold spread, Δ, missing runs as "—",
+the table of datasets outside the paper, significance outputs and the provenance columns (issues 7, 10, 12, 13)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from mednext.cli import entry
 from mednext.tables.compare import MISSING, compare
 from mednext.tables.results_tables import write_all_tables
 
+COLUMNS = ["dataset", "network", "fold", "case", "class", "metric", "spacing_mode", "value", "tolerance_mm"]
+NAN = float("nan")
 
-def _per_fold(rows: list[tuple[str, str, int, str, float]], spacing_mode: str = "paper") -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"dataset": d, "network": n, "fold": str(f), "class": "mean_over_classes", "metric": m,
-          "spacing_mode": spacing_mode, "mean": v, "std": np.nan, "n_cases": 6, "n_nan": 0, "n_inf": 0}
-         for d, n, f, m, v in rows]
-    )
+
+def _headline(rows: list[tuple[str, str, str, float, float, float, float, float, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["dataset", "network", "metric", "reproduced", "ci_low", "ci_high",
+                                       "fold_mean", "fold_std", "folds_done"]).assign(n_cases=10)
 
 
 REPORTED = pd.DataFrame({"network": ["A", "A", "A", "A"], "dataset": ["btcv", "btcv", "amos22", "amos22"],
                          "metric": ["DSC", "SDC", "DSC", "SDC"], "value": [80.0, 82.0, 85.0, 86.0]})
 
 
-def test_mean_std_delta_and_flag_from_fold_means() -> None:
-    per_fold = _per_fold([("btcv", "A", f, "dsc", v) for f, v in enumerate([0.80, 0.82, 0.84])]
-                         + [("btcv", "A", f, "sdc", v) for f, v in enumerate([0.90, 0.91, 0.92])])
-    table = compare(REPORTED, per_fold, "paper", n_folds=3).set_index(["dataset", "metric"])
-    dsc = table.loc[("btcv", "DSC")]
-    assert dsc["reproduced"] == pytest.approx(82.0)
-    assert dsc["fold_std"] == pytest.approx(np.std([80, 82, 84], ddof=1))
-    assert dsc["delta"] == pytest.approx(2.0) and not dsc["flagged"] and dsc["complete"]
-    sdc = table.loc[("btcv", "SDC")]
-    assert sdc["delta"] == pytest.approx(9.0) and sdc["flagged"]  # 9 points off, fold std 1
+def test_flag_means_paper_value_outside_the_ci() -> None:
+    headline = _headline([("btcv", "A", "dsc", 81.0, 79.5, 82.5, 81.2, 3.0, 3),    # 80 inside the CI
+                          ("btcv", "A", "sdc", 85.0, 84.0, 86.0, 85.1, 9.0, 3)])   # 82 outside, though within 1 fold-std
+    table = compare(REPORTED, headline, n_folds=3).set_index(["dataset", "metric"])
+    dsc, sdc = table.loc[("btcv", "DSC")], table.loc[("btcv", "SDC")]
+    assert dsc["reproduced"] == 81.0 and dsc["delta"] == pytest.approx(1.0)
+    assert dsc["paper_in_ci"] and not dsc["flagged"] and dsc["complete"]
+    assert not sdc["paper_in_ci"] and sdc["flagged"]
     missing = table.loc[("amos22", "DSC")]
     assert np.isnan(missing["reproduced"]) and missing["folds_done"] == 0 and not missing["complete"]
-
-
-def test_other_spacing_mode_and_partial_folds() -> None:
-    per_fold = _per_fold([("btcv", "A", 0, "dsc", 0.5)], spacing_mode="physical")
-    assert np.isnan(compare(REPORTED, per_fold, "paper", 5).loc[0, "reproduced"])
-    partial = compare(REPORTED, _per_fold([("btcv", "A", 0, "dsc", 0.5)]), "paper", 5).iloc[0]
-    assert partial["folds_done"] == 1 and not partial["complete"] and np.isnan(partial["fold_std"])
-
-
-def test_unreported_dataset_rows_are_added_for_reported_networks() -> None:
-    per_fold = _per_fold([("synthetic", "A", 0, "dsc", 0.7), ("synthetic", "B", 0, "dsc", 0.9)])
-    table = compare(REPORTED, per_fold, "paper", 2)
-    extra = table[table["dataset"] == "synthetic"]
-    assert sorted(extra["metric"]) == ["DSC", "SDC"] and (extra["network"] == "A").all()  # B is not a reported network
-    assert extra.set_index("metric").loc["DSC", "reproduced"] == pytest.approx(70.0)
-    assert extra["reported"].isna().all()
+    assert pd.isna(missing["paper_in_ci"]) and not missing["flagged"]
 
 
 def test_average_needs_all_four_datasets_complete() -> None:
     reported = pd.DataFrame({"network": ["A"] * 5, "dataset": ["btcv", "amos22", "kits19", "brats21", "average"],
                              "metric": ["DSC"] * 5, "value": [80.0, 85.0, 90.0, 91.0, 86.5]})
-    three = _per_fold([(d, "A", 0, "dsc", 0.8) for d in ("btcv", "amos22", "kits19")])
-    assert np.isnan(compare(reported, three, "paper", 1).set_index("dataset").loc["average", "reproduced"])
-    four = _per_fold([(d, "A", 0, "dsc", v) for d, v in zip(("btcv", "amos22", "kits19", "brats21"), (0.8, 0.84, 0.9, 0.9))])
-    assert compare(reported, four, "paper", 1).set_index("dataset").loc["average", "reproduced"] == pytest.approx(86.0)
+    three = _headline([(d, "A", "dsc", 80.0, 79.0, 81.0, 80.0, 1.0, 1) for d in ("btcv", "amos22", "kits19")])
+    assert np.isnan(compare(reported, three, 1).set_index("dataset").loc["average", "reproduced"])
+    four = _headline([(d, "A", "dsc", v, v - 1, v + 1, v, 1.0, 1)
+                      for d, v in zip(("btcv", "amos22", "kits19", "brats21"), (80.0, 84.0, 90.0, 90.0))])
+    assert compare(reported, four, 1).set_index("dataset").loc["average", "reproduced"] == pytest.approx(86.0)
+
+
+def _write_metrics(tmp_path: Path, cases: dict, dataset: str = "btcv") -> list[Path]:
+    """One metrics.csv per (network, fold): ``cases`` maps (network, fold, case) -> {region: DSC}; SDC = DSC."""
+    rows = [[dataset, net, str(fold), case, region, metric, mode, value, 1.0]
+            for (net, fold, case), regions in cases.items() for region, value in regions.items()
+            for metric in ("dsc", "sdc") for mode in ("paper", "physical")]
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    paths = []
+    for (net, fold), part in frame.groupby(["network", "fold"]):
+        path = tmp_path / "results" / dataset / net / f"fold_{fold}" / "metrics.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+# BTCV-like: organ "spleen" absent (NaN) in two fold-0 cases only, so pooled and fold-mean differ.
+HAND_CASES = {
+    ("nnUNet", 0, "c1"): {"spleen": 0.9, "liver": 0.6}, ("nnUNet", 0, "c2"): {"spleen": NAN, "liver": 0.8},
+    ("nnUNet", 0, "c3"): {"spleen": NAN, "liver": 0.7},
+    ("nnUNet", 1, "c4"): {"spleen": 0.5, "liver": 0.4}, ("nnUNet", 1, "c5"): {"spleen": 0.6, "liver": 0.2},
+}
+
+
+def test_table2_headline_is_the_pooled_mean_with_the_fold_spread_beside_it(tmp_path, repo_root) -> None:
+    paths = _write_metrics(tmp_path, HAND_CASES)
+    write_all_tables(repo_root / "paper_tables/reported", paths, tmp_path / "out", "paper", 2, n_resamples=200)
+    table2 = pd.read_csv(tmp_path / "out/table2.csv").set_index(["network", "dataset", "metric"])
+    row = table2.loc[("nnUNet", "btcv", "DSC")]
+    # pooled: spleen (0.9 + 0.5 + 0.6) / 3 = 0.6667, liver 2.7 / 5 = 0.54 -> 60.33 %
+    assert row["reproduced"] == pytest.approx((2.0 / 3 + 0.54) / 2 * 100)
+    # folds: fold 0 (0.9 + 0.7) / 2 = 0.80, fold 1 (0.55 + 0.30) / 2 = 0.425 -> 61.25 ± 26.52
+    assert row["fold_mean"] == pytest.approx(61.25) and row["fold_std"] == pytest.approx(37.5 / np.sqrt(2))
+    assert row["ci_low"] <= row["reproduced"] <= row["ci_high"] and row["folds_done"] == 2
+    assert row["flagged"] == (not row["ci_low"] <= 83.56 <= row["ci_high"])
+    caption = (tmp_path / "out/table2.md").read_text()
+    assert "Reproduced (pooled)" in caption and "Fold mean ± std" in caption and "outside the 95 % CI" in caption
+
+
+def test_datasets_outside_the_paper_get_their_own_table_without_reported(tmp_path, repo_root) -> None:
+    cases = {(net, fold, f"s{fold}{i}"): {"liver": 0.8 + 0.01 * i + (0.05 if net == "MedNeXt-S_k3" else 0.0),
+                                         "spleen": 0.6, "kidney_right": 0.7, "kidney_left": 0.7}
+             for net in ("nnUNet", "MedNeXt-S_k3") for fold in (0, 1) for i in range(4)}
+    paths = _write_metrics(tmp_path, cases, dataset="synthetic")
+    written = write_all_tables(repo_root / "paper_tables/reported", paths, tmp_path / "out", "paper", 2, n_resamples=200)
+    assert {p.name for p in written} >= {"results_other_datasets.csv", "results_other_datasets.md",
+                                         "results_other_datasets.tex", "significance.csv", "significance.md",
+                                         "significance.tex", "significance.png", "reproduced_vs_reported.png"}
+    other = pd.read_csv(tmp_path / "out/results_other_datasets.csv")
+    assert "reported" not in other.columns and set(other["dataset"]) == {"synthetic"}
+    assert len(other) == 4 and (other["folds_done"] == 2).all()  # 2 networks x (DSC, SDC)
+    nn = other.set_index(["network", "metric"]).loc[("nnUNet", "DSC")]
+    assert nn["reproduced"] == pytest.approx((0.815 + 0.6 + 0.7 + 0.7) / 4 * 100)
+    assert "| reported" not in (tmp_path / "out/results_other_datasets.md").read_text()
+    significance = pd.read_csv(tmp_path / "out/significance.csv")
+    row = significance.set_index(["network", "reference", "metric"]).loc[("MedNeXt-S_k3", "nnUNet", "dsc")]
+    assert row["mean_diff"] == pytest.approx(5.0 / 4) and row["n_cases"] == 8
+    assert row["table"] == "results_other_datasets" and np.isnan(row["paper_diff"])
+
+
+def test_provenance_adds_key_and_mixed_commit_flag(tmp_path, repo_root) -> None:
+    cases = {(net, fold, f"c{fold}{i}"): {"liver": 0.8, "spleen": 0.7}
+             for net in ("nnUNet", "MedNeXt-S_k3") for fold in (0, 1) for i in range(2)}
+    paths = _write_metrics(tmp_path, cases)
+    provenance = tmp_path / "provenance.csv"
+    pd.DataFrame({"dataset": ["btcv"] * 4, "network": ["nnUNet", "nnUNet", "MedNeXt-S_k3", "MedNeXt-S_k3"],
+                  "fold": [0, 1, 0, 1], "git_commit": ["aaa", "bbb", "ccc", "ccc"],
+                  "provenance_key": ["btcv/nnUNet/0", "btcv/nnUNet/1", "btcv/MedNeXt-S_k3/0", "btcv/MedNeXt-S_k3/1"]},
+                 ).to_csv(provenance, index=False)
+    write_all_tables(repo_root / "paper_tables/reported", paths, tmp_path / "out", "paper", 2,
+                     provenance_csv=provenance, n_resamples=50)
+    table2 = pd.read_csv(tmp_path / "out/table2.csv", keep_default_na=False).set_index(["network", "dataset", "metric"])
+    assert table2.loc[("nnUNet", "btcv", "DSC"), "provenance_key"] == "btcv/nnUNet"
+    assert table2.loc[("nnUNet", "btcv", "DSC"), "mixed_commits"] is np.True_       # aaa and bbb
+    assert table2.loc[("MedNeXt-S_k3", "btcv", "SDC"), "mixed_commits"] is np.False_ # one commit
+    assert table2.loc[("nnUNet", "amos22", "DSC"), "provenance_key"] == ""            # not run
+    assert "mixed" in (tmp_path / "out/table2.md").read_text()
+    write_all_tables(repo_root / "paper_tables/reported", paths, tmp_path / "plain", "paper", 2, n_resamples=50)
+    assert "provenance_key" not in pd.read_csv(tmp_path / "plain/table2.csv").columns
+
+
+def test_bad_provenance_file_is_one_error_naming_it(tmp_path, capsys) -> None:
+    bad = tmp_path / "provenance.csv"
+    pd.DataFrame({"dataset": ["btcv"], "network": ["nnUNet"]}).to_csv(bad, index=False)
+    assert entry(["tables", "--out-dir", str(tmp_path / "out"), "--provenance", str(bad), "--resamples", "10"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and str(bad) in error and "git_commit" in error
 
 
 def test_all_tables_written_without_any_run(tmp_path, repo_root) -> None:
     paths = write_all_tables(repo_root / "paper_tables/reported", None, tmp_path, "paper", 5)
     names = sorted(p.name for p in paths)
-    assert names == sorted([f"{s}.{e}" for s in ("table2", "table1_ablations", "test_set") for e in ("csv", "md", "tex")]
-                           + ["reproduced_vs_reported.png"])
+    assert names == sorted([f"{s}.{e}" for s in ("table2", "table1_ablations", "test_set", "results_other_datasets",
+                                                  "significance") for e in ("csv", "md", "tex")]
+                           + ["reproduced_vs_reported.png", "significance.png"])
     table2 = pd.read_csv(tmp_path / "table2.csv")
     assert len(table2) == 150 and table2["reproduced"].isna().all() and (table2["folds_done"] == 0).all()
     markdown = (tmp_path / "table2.md").read_text()

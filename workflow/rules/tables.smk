@@ -14,28 +14,19 @@ rule table1_configs:
         "{PY} table1 --reported {input} --out-dir {LAYOUT.tables} > {log} 2>&1"
 
 
-rule provenance_table:
-    # One row per (dataset, network, fold) behind the tables: commit, config, packages, GPU, epochs,
-    # resumes (issue 13); a table row's provenance_key names its folds' rows.
-    input:
-        targets.all_metrics(config),
-    output:
-        report(f"{LAYOUT.tables}/provenance.csv", category="Provenance"),
-    log:
-        f"{LOGS}/tables/provenance_table.log",
-    localrule: True
-    shell:
-        "{PY} provenance {input} --out {output} > {log} 2>&1"
-
-
 rule results_tables:
+    # From the per-case metrics: pooled CV mean, bootstrap CI and fold spread per cell (issues 10, 13),
+    # datasets outside the paper in their own table (issue 12), paired comparisons (significance.*).
     input:
-        per_fold=rules.summarize.output.per_fold,
+        metrics=targets.all_metrics(config),
         reported=expand(f"{REPORTED}/{{name}}.csv", name=["table2", "table1_ablations", "test_set"]),
     output:
         report(multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex"), category="Tables"),
         report(multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex"), category="Tables"),
         multiext(f"{LAYOUT.tables}/test_set", ".csv", ".md", ".tex"),
+        report(multiext(f"{LAYOUT.tables}/results_other_datasets", ".csv", ".md", ".tex"), category="Tables"),
+        report(multiext(f"{LAYOUT.tables}/significance", ".csv", ".md", ".tex"), category="Tables"),
+        report(f"{LAYOUT.tables}/significance.png", category="Plots"),
         report(f"{LAYOUT.tables}/reproduced_vs_reported.png", category="Plots"),
     log:
         f"{LOGS}/tables/results_tables.log",
@@ -43,7 +34,7 @@ rule results_tables:
         n_folds=len(config["folds"]),
     localrule: True
     shell:
-        "{PY} tables --per-fold {input.per_fold} --reported {REPORTED} --out-dir {LAYOUT.tables}"
+        "{PY} tables {input.metrics} --reported {REPORTED} --out-dir {LAYOUT.tables}"
         " --spacing-mode {config[tables][spacing_mode]} --folds {params.n_folds} > {log} 2>&1"
 
 
@@ -61,7 +52,7 @@ rule all_tables:
     input:
         rules.table1_configs.output,
         rules.results_tables.output,
-        rules.provenance_table.output,
+        rules.summarize.output,  # per-fold and cross-fold summaries for users (the tables read the cases)
         # Named here too so a deleted fold's metrics are rescored: Snakemake (>= 7.7) does not
         # regenerate a missing intermediate file while everything downstream of it is up to date.
         targets.all_metrics(config),
