@@ -14,6 +14,20 @@ rule table1_configs:
         "{PY} table1 --reported {input} --out-dir {LAYOUT.tables} > {log} 2>&1"
 
 
+rule provenance_table:
+    # One row per (dataset, network, fold) behind the tables: commit, config, packages, GPU, epochs,
+    # resumes (issue 13); a table row's provenance_key names its folds' rows.
+    input:
+        targets.all_metrics(config),
+    output:
+        report(f"{LAYOUT.tables}/provenance.csv", category="Provenance"),
+    log:
+        f"{LOGS}/tables/provenance_table.log",
+    localrule: True
+    shell:
+        "{PY} provenance {input} --out {output} > {log} 2>&1"
+
+
 rule results_tables:
     # From the per-case metrics: pooled CV mean, bootstrap CI and fold spread per cell (issues 10, 13),
     # datasets outside the paper in their own table (issue 12), paired comparisons (significance.*).
@@ -53,6 +67,7 @@ rule all_tables:
         rules.table1_configs.output,
         rules.results_tables.output,
         rules.summarize.output,  # per-fold and cross-fold summaries for users (the tables read the cases)
+        rules.provenance_table.output,
         # Named here too so a deleted fold's metrics are rescored: Snakemake (>= 7.7) does not
         # regenerate a missing intermediate file while everything downstream of it is up to date.
         targets.all_metrics(config),
