@@ -124,21 +124,26 @@ def _ci(low: float, high: float) -> str:
     return f"[{low:.2f}, {high:.2f}]"
 
 
-def display_frame(table: pd.DataFrame, label_columns: Sequence[str]) -> pd.DataFrame:
+def display_frame(table: pd.DataFrame, label_columns: Sequence[str], cross_validation: bool = True) -> pd.DataFrame:
     """Human-readable rows: (reported,) reproduced (pooled), 95 % CI, fold mean ± std, (Δ,) folds,
     (flag,) and the provenance columns when present. Tables without a ``reported`` column (datasets
-    the paper did not use) show no reported value, Δ or flag."""
+    the paper did not use) show no reported value, Δ or flag. ``cross_validation=False`` (the test-set
+    table: one recorded score per cell) shows the score without CI or fold columns."""
     shown = table[list(label_columns)].copy()
     has_reported = "reported" in table
     if has_reported:
         shown["reported"] = table["reported"].map(lambda v: _cell(v))
-    shown["reproduced (pooled)"] = table["reproduced"].map(lambda v: _cell(v))
-    shown["95 % CI"] = [_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
-    shown["fold mean ± std"] = [_cell(v, s) for v, s in zip(table["fold_mean"], table["fold_std"])]
+    if not cross_validation:
+        shown["reproduced"] = table["reproduced"].map(lambda v: _cell(v))
+    else:
+        shown["reproduced (pooled)"] = table["reproduced"].map(lambda v: _cell(v))
+        shown["95 % CI"] = [_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
+        shown["fold mean ± std"] = [_cell(v, s) for v, s in zip(table["fold_mean"], table["fold_std"])]
     if has_reported:
         shown["Δ"] = table["delta"].map(lambda v: MISSING if not np.isfinite(v) else f"{v:+.2f}")
-    shown["folds"] = table["folds_done"].astype(str)
-    if has_reported:
+    if cross_validation:
+        shown["folds"] = table["folds_done"].astype(str)
+    if has_reported and cross_validation:
         shown["flag"] = np.where(table["flagged"], "⚑", "")
     if "provenance_key" in table:
         shown["provenance"] = table["provenance_key"].fillna("")
@@ -147,10 +152,10 @@ def display_frame(table: pd.DataFrame, label_columns: Sequence[str]) -> pd.DataF
 
 
 def write_comparison(table: pd.DataFrame, out_dir: str | Path, stem: str, title: str, caption: str,
-                     label_columns: Sequence[str]) -> list[Path]:
+                     label_columns: Sequence[str], cross_validation: bool = True) -> list[Path]:
     """Write ``stem.csv`` (numbers, NaN for missing), ``stem.md`` and ``stem.tex`` (display, "—" for missing)."""
     out = Path(out_dir)
-    shown = display_frame(table, label_columns)
+    shown = display_frame(table, label_columns, cross_validation)
     paths = [out / f"{stem}.csv", out / f"{stem}.md", out / f"{stem}.tex"]
     atomic_write_csv(table, paths[0])
     atomic_write_text(paths[1], f"# {title}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n\n{caption.strip()}\n")

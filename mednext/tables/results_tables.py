@@ -128,7 +128,8 @@ def write_all_tables(
                           ["ablation", "row_label", "dataset", "metric"]),
         *write_comparison(test_set, out_dir, "test_set", TEST_SET_TITLE,
                           "Reproduced: the latest score recorded with `mednext-repro record-leaderboard` "
-                          "(split `test`); — : none recorded.", ["network", "dataset", "metric"]),
+                          "(split `test`); — : none recorded.", ["network", "dataset", "metric"],
+                          cross_validation=False),
         *write_comparison(other, out_dir, OTHER_STEM, OTHER_TITLE, _other_caption(spacing_mode, n_folds, n_resamples),
                           ["network", "dataset", "metric"]),
     ]
@@ -161,6 +162,9 @@ def _write_significance(matrices: dict[tuple[str, str, str], CaseMatrix], report
     reported = pd.concat([pd.read_csv(reported_dir / "table2.csv"), pd.read_csv(reported_dir / "table1_ablations.csv")],
                          ignore_index=True)
     table["paper_diff"] = paper_differences(table, reported)
+    order = {d: i for i, d in enumerate(paper_datasets)}  # the paper's datasets first, in its order
+    table = table.sort_values("dataset", key=lambda c: c.map(lambda d: (order.get(d, len(order)), d)), kind="stable")
+    table = table.reset_index(drop=True)
     notes = missing_references(runs)
     for note in notes:
         log.info(note)
