@@ -189,8 +189,11 @@ def epochs_completed(fold_dir: str | Path) -> int | None:
     return max(found) if found else None
 
 
-def recipe_hash(folder: str | Path) -> str | None:
-    """SHA-256 of the canonical JSON of ``folder/recipe.json`` (the run's recipe card); ``None`` if absent."""
+def read_recipe(folder: str | Path, environ: Mapping[str, str] | None = None) -> Any | None:
+    """The recipe card in ``folder/recipe.json``, scrubbed (:func:`scrub`); ``None`` if absent.
+
+    The card names checkpoint paths (the UpKern parent), which may lie under the home directory.
+    """
     path = Path(folder) / RECIPE_FILE
     if not path.is_file():
         return None
@@ -198,7 +201,16 @@ def recipe_hash(folder: str | Path) -> str | None:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ProvenanceError(f"{path}: not a readable JSON recipe card ({error})") from None
-    return sha256_text(canonical_json(card))
+    return scrub(card, home_dirs(environ), secret_values(environ))
+
+
+def recipe_hash(folder: str | Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """SHA-256 of the canonical JSON of the scrubbed recipe card (:func:`read_recipe`); ``None`` if absent.
+
+    Equal to the hash of the copy beside the metrics, and independent of the JSON layout.
+    """
+    card = read_recipe(folder, environ)
+    return None if card is None else sha256_text(canonical_json(card))
 
 
 # -- scrubbing ---------------------------------------------------------------------------------
@@ -368,8 +380,9 @@ def evaluation_record(identity: Mapping[str, Any], job: Mapping[str, Any], start
 
 def write_evaluation_provenance(metrics_csv: str | Path, record: Mapping[str, Any], fold_dir: str | Path | None,
                                 environ: Mapping[str, str] | None = None) -> Path:
-    """``provenance.json`` beside ``metrics_csv``, and a copy of the fold's ``recipe.json`` when it has one."""
+    """``provenance.json`` beside ``metrics_csv``, and the fold's ``recipe.json`` (scrubbed) when it has one."""
     out_dir = Path(metrics_csv).parent
-    if fold_dir is not None and (Path(fold_dir) / RECIPE_FILE).is_file():
-        atomic_write_text(out_dir / RECIPE_FILE, (Path(fold_dir) / RECIPE_FILE).read_text(encoding="utf-8"))
+    card = read_recipe(fold_dir, environ) if fold_dir is not None else None
+    if card is not None:
+        atomic_write_text(out_dir / RECIPE_FILE, json.dumps(card, indent=2) + "\n")
     return write_provenance(out_dir / PROVENANCE_FILE, record, environ)

@@ -243,7 +243,7 @@ def test_planted_token_and_home_never_written(nnunet_results: Path, tmp_path: Pa
     monkeypatch.setattr(runner, "train", _fake_nnunet([], crash_first=False))
     assert main(_train_args(tmp_path)) == 0
     (fold,) = (p.parent for p in nnunet_results.rglob("provenance.json"))
-    (fold / "recipe.json").write_text(json.dumps({"lr": 1e-4}))
+    (fold / "recipe.json").write_text(json.dumps({"lr": 1e-4, "upkern_parent_checkpoint": f"{home}/r/checkpoint_final.pth"}))
 
     gt, pred = tmp_path / "gt", tmp_path / "pred"
     labels = np.zeros((6, 8, 8), np.uint8)
@@ -261,13 +261,16 @@ def test_planted_token_and_home_never_written(nnunet_results: Path, tmp_path: Pa
     for path in written:
         text = path.read_text(errors="replace")
         assert TOKEN not in text and "abcd-1234" not in text, path
-        if path.name == "provenance.json":
+        if path.name == "provenance.json" or path == out.parent / "recipe.json":
             assert str(home) not in text, path
     record = json.loads((out.parent / "provenance.json").read_text())
     assert record["network"] == "MedNeXt-S_k3-~" and record["config_hash"] == "<redacted>-in-a-config-hash"
     assert record["training"]["resumes"] == 0 and record["training"]["epochs_completed"] == 3
-    assert record["recipe_hash"] == prov.recipe_hash(fold) is not None
-    assert (out.parent / "recipe.json").read_text() == (fold / "recipe.json").read_text()
+    copy = json.loads((out.parent / "recipe.json").read_text())
+    assert copy == {"lr": 1e-4, "upkern_parent_checkpoint": "~/r/checkpoint_final.pth"}
+    import hashlib
+    assert record["recipe_hash"] == hashlib.sha256(
+        b'{"lr":0.0001,"upkern_parent_checkpoint":"~/r/checkpoint_final.pth"}').hexdigest()
 
 
 def test_scrub_keeps_lookalike_paths_and_short_values() -> None:
