@@ -311,7 +311,11 @@ class TrainingProvenance:
 
     def begin(self, action: str) -> None:
         """Record a run that starts now with ``action`` (``fresh``, ``continue``, ``validate``) as ``running``."""
-        previous = read_provenance(self.path) if action != "fresh" else None
+        try:
+            previous = read_provenance(self.path) if action != "fresh" else None
+        except ProvenanceError as error:  # never block a training: start a new record, say why
+            log.warning("provenance: %s; starting a new record", error)
+            previous = None
         runs = _closed_runs(list(previous.get("runs", []))) if previous else []
         self._start = utc_now()
         git = git_state(self.repo)

@@ -168,6 +168,12 @@ def test_runs_resumes_and_a_fresh_start(tmp_path: Path, repo: Path) -> None:
     started, finished = prov.parse_iso(record["started"]), prov.parse_iso(record["finished"])
     assert timedelta(0) <= finished - started < timedelta(minutes=5)
 
+    (fold / "provenance.json").write_text("{truncated")  # unreadable: the run still goes ahead, new record
+    with prov.training_provenance(fold, "continue", ident, job, repo=repo):
+        pass
+    record = json.loads((fold / "provenance.json").read_text())
+    assert [r["action"] for r in record["runs"]] == ["continue"] and record["resumes"] == 1
+
     with prov.training_provenance(fold, "fresh", ident, job, repo=repo):  # retrained from scratch
         pass
     record = json.loads((fold / "provenance.json").read_text())
