@@ -8,8 +8,8 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-configfile: "config/demo.yaml"
-
+# No configfile: directive (Snakemake would merge it under the profile's config): common.smk takes the
+# one --configfile given, or config/demo.yaml when none is (mednext.workflow.config_source).
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

@@ -39,6 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "default: nnU-Net's own. Set it to the CPUs the job holds, or processes fight for cores")
     parser.add_argument("--no-tta-mirroring", action="store_true",
                         help="validate without mirroring test-time augmentation (8x fewer passes; the paper mirrors)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                        help="torch.compile the network on CUDA (nnU-Net's nnUNet_compile; default off, as the official runs)")
+    parser.add_argument("--checkpoint-minutes", type=float,
+                        help="also write checkpoint_latest every N minutes of wall time (default 30); SIGTERM/SIGUSR1 "
+                             "save it and exit non-zero so that a retry resumes")
+    parser.add_argument("--gradient-checkpointing", choices=("auto", "on", "off"),
+                        help="auto (default): the network's own (MedNeXt M/L on, as the official code)")
+    parser.add_argument("--autocast-dtype", choices=("float16", "bfloat16"), help="CUDA autocast dtype (default float16)")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last_3d weights on CUDA")
     parser.set_defaults(func=run)
 
 
@@ -56,6 +65,25 @@ def nnunet_process_env(workers: int | None, tta_mirroring: bool) -> dict[str, st
     return env
 
 
+def training_knobs_env(args: argparse.Namespace) -> dict[str, str]:
+    """Environment carrying the checkpoint period and speed knobs to ``ReproTrainer`` (config ``training:``)."""
+    from mednext.nnunet import trainers
+
+    env: dict[str, str] = {}
+    minutes = getattr(args, "checkpoint_minutes", None)
+    if minutes is not None:
+        if not minutes > 0:
+            raise SystemExit(f"train: --checkpoint-minutes must be positive, got {minutes}")
+        env[trainers.ENV_CHECKPOINT_MINUTES] = str(minutes)
+    if getattr(args, "gradient_checkpointing", None):
+        env[trainers.ENV_GRADIENT_CHECKPOINTING] = args.gradient_checkpointing
+    if getattr(args, "autocast_dtype", None):
+        env[trainers.ENV_AUTOCAST_DTYPE] = args.autocast_dtype
+    if getattr(args, "channels_last", False):
+        env[trainers.ENV_CHANNELS_LAST] = "1"
+    return env
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -68,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
     bad = {k: v for k, v in overrides.items() if v < 1}
     if bad:
         raise SystemExit(f"train: {bad} must be positive integers")
-    extra_env = nnunet_process_env(args.workers, tta_mirroring=not args.no_tta_mirroring)
+    extra_env = {**nnunet_process_env(args.workers, tta_mirroring=not args.no_tta_mirroring), **training_knobs_env(args)}
     spec, schedule = run_spec(args), replace(schedule, **overrides)
     with _provenance(spec, args, schedule, extra_env) as outcome:  # fold_dir/provenance.json (issue 13)
-        action = train(spec, device=args.device, schedule=schedule, extra_env=extra_env)
+        action = train(spec, device=args.device, schedule=schedule, extra_env=extra_env, compile_network=args.compile)
         outcome["action"] = action.value
     log.info("train %s fold %s: %s", args.network, args.fold, action.value)
     return 0

@@ -3,6 +3,8 @@
 The project's trainers reach nnU-Net through ``nnUNet_extTrainer`` in the child's environment only.
 Training is resumable: a rerun continues from ``checkpoint_latest.pth`` (nnU-Net's ``--c``),
 only validates if training finished but validation did not, and does nothing when both are done.
+An unreadable checkpoint is moved aside first and the previous good one used (issue 11); SIGTERM and
+SIGUSR1 sent to this process are passed on to ``nnUNetv2_train``, which saves and exits non-zero.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import enum
 import json
 import logging
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mednext.data.splits import fold_validation_cases
+from mednext.nnunet.checkpoints import recover_resume_checkpoints
 from mednext.networks import NetworkSpec, get_network
 from mednext.nnunet.paths import DEFAULT_PLANS, dataset_name, fold_folder, nnunet_env, require_env
 from mednext.nnunet.trainers import Schedule
@@ -36,7 +40,7 @@ class TrainAction(enum.Enum):
 
 
 def decide_action(fold_dir: Path) -> TrainAction:
-    """The :class:`TrainAction` for a fold folder."""
+    """The :class:`TrainAction` for a fold folder (after :func:`recover_resume_checkpoints`)."""
     if (fold_dir / "checkpoint_final.pth").is_file():
         return TrainAction.DONE if (fold_dir / "validation" / "summary.json").is_file() else TrainAction.VALIDATE
     if (fold_dir / "checkpoint_latest.pth").is_file() or (fold_dir / "checkpoint_best.pth").is_file():
@@ -100,14 +104,29 @@ def train_command(run: RunSpec, action: TrainAction, device: str) -> list[str]:
     return cmd
 
 
-def train(run: RunSpec, device: str = "cuda", schedule: Schedule | None = None, extra_env: dict[str, str] | None = None) -> TrainAction:
+#: nnU-Net v2's own torch.compile switch (``nnUNetTrainer._do_i_compile``: compiles on CUDA when unset).
+COMPILE_ENV = "nnUNet_compile"
+
+
+def train(
+    run: RunSpec,
+    device: str = "cuda",
+    schedule: Schedule | None = None,
+    extra_env: dict[str, str] | None = None,
+    compile_network: bool = False,
+) -> TrainAction:
     """Train (or resume, or only validate) one fold with stock ``nnUNetv2_train``; returns what was done.
+
+    ``compile_network`` sets ``nnUNet_compile`` for the child: False (default) is the official
+    protocol (v1 never compiled); nnU-Net keeps CPU and MPS uncompiled either way.
 
     Raises:
         FileNotFoundError: a fresh UpKern run whose parent's final checkpoint is missing.
         subprocess.CalledProcessError: nnU-Net failed.
     """
     fold_dir = run.fold_dir()
+    if fold_dir.is_dir():
+        recover_resume_checkpoints(fold_dir)
     action = decide_action(fold_dir)
     log.info("%s fold %s: %s (%s)", run.network, run.fold, action.value, fold_dir)
     if action is TrainAction.DONE:
@@ -119,9 +138,40 @@ def train(run: RunSpec, device: str = "cuda", schedule: Schedule | None = None, 
                 f"{run.network} starts from {run.spec.init_from}'s final checkpoint (UpKern), expected at {parent}; "
                 f"train {run.spec.init_from} fold {run.fold} with plans {run.plans} first"
             )
-    env = nnunet_env(extra={**(schedule.to_env() if schedule else {}), **(extra_env or {})})
-    subprocess.run(train_command(run, action, device), env=env, check=True)
+    env = nnunet_env(extra={**(schedule.to_env() if schedule else {}), **(extra_env or {}),
+                            COMPILE_ENV: "1" if compile_network else "0"})
+    run_forwarding_signals(train_command(run, action, device), env)
     return action
+
+
+#: Signals passed on to the training process: SLURM's time-limit SIGTERM and a ``--signal`` SIGUSR1
+#: (Ctrl-C already reaches the whole foreground process group).
+FORWARDED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> None:
+    """Run ``cmd``, passing SIGTERM/SIGUSR1 on to it and waiting for it to finish.
+
+    Without this, a SIGTERM would end this process at once while ``nnUNetv2_train`` is still saving,
+    and whatever waits on this process (Snakemake, SLURM's step) would stop before the save is done.
+
+    Raises:
+        subprocess.CalledProcessError: the command exited non-zero (e.g. 143 after a SIGTERM save).
+    """
+    process = subprocess.Popen(cmd, env=env)
+
+    def forward(signum: int, frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    try:
+        returncode = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if returncode != 0:
+        raise subprocess.CalledProcessError(returncode, cmd)
 
 
 def validation_cases(dataset_id: int, fold: int) -> list[str]:

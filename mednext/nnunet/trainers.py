@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -43,6 +46,20 @@ ENV_SAVE_INITIAL = "MEDNEXT_SAVE_INITIAL_WEIGHTS"
 #: When falsy (``0``), inference and the final validation run without mirroring test-time
 #: augmentation (8x fewer forward passes, for the CPU demo); the paper's validation mirrors (§3.1).
 ENV_MIRRORING = "MEDNEXT_TTA_MIRRORING"
+#: Minutes of wall time between extra ``checkpoint_latest`` saves (issue 11; default 30).
+ENV_CHECKPOINT_MINUTES = "MEDNEXT_CHECKPOINT_MINUTES"
+#: ``auto`` (the network's default: MedNeXt on for M and L, as the official code), ``on`` or ``off``.
+ENV_GRADIENT_CHECKPOINTING = "MEDNEXT_GRADIENT_CHECKPOINTING"
+#: CUDA autocast dtype: ``float16`` (nnU-Net's default, with GradScaler) or ``bfloat16`` (no scaler).
+ENV_AUTOCAST_DTYPE = "MEDNEXT_AUTOCAST_DTYPE"
+#: When truthy, the network's weights use ``channels_last_3d`` on CUDA (cuDNN then picks that layout).
+ENV_CHANNELS_LAST = "MEDNEXT_CHANNELS_LAST"
+#: Signals that make a training save ``checkpoint_latest`` and exit: SLURM's time-limit SIGTERM and
+#: the SIGUSR1 a ``--signal`` option would send.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1)
+LATEST_CHECKPOINT = "checkpoint_latest.pth"
+#: The previous ``checkpoint_latest``, kept when a new one is written (issue 11, item 3).
+PREVIOUS_LATEST_CHECKPOINT = "checkpoint_latest.prev.pth"
 INITIAL_WEIGHTS_FILE = "initial_weights.pth"
 UPKERN_REPORT_FILE = "upkern.json"
 
@@ -106,6 +123,40 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "t", "yes", "y")
 
 
+def checkpoint_minutes_from_env(environ: dict[str, str] | None = None) -> float:
+    """``$MEDNEXT_CHECKPOINT_MINUTES`` as a positive number (default 30)."""
+    raw = (os.environ if environ is None else environ).get(ENV_CHECKPOINT_MINUTES, "") or "30"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(f"${ENV_CHECKPOINT_MINUTES} must be a positive number of minutes, found {raw!r}")
+    return value
+
+
+def gradient_checkpointing_from_env(environ: dict[str, str] | None = None) -> bool | None:
+    """``$MEDNEXT_GRADIENT_CHECKPOINTING``: None for auto (the network's default), True/False to force."""
+    raw = ((os.environ if environ is None else environ).get(ENV_GRADIENT_CHECKPOINTING, "") or "auto").strip().lower()
+    choices = {"auto": None, "on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+    if raw not in choices:
+        raise ValueError(f"${ENV_GRADIENT_CHECKPOINTING} must be auto, on or off, found {raw!r}")
+    return choices[raw]
+
+
+def autocast_dtype_from_env(environ: dict[str, str] | None = None) -> torch.dtype:
+    """``$MEDNEXT_AUTOCAST_DTYPE``: torch.float16 (default, nnU-Net's) or torch.bfloat16."""
+    raw = ((os.environ if environ is None else environ).get(ENV_AUTOCAST_DTYPE, "") or "float16").strip().lower()
+    choices = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if raw not in choices:
+        raise ValueError(f"${ENV_AUTOCAST_DTYPE} must be float16 or bfloat16, found {raw!r}")
+    return choices[raw]
+
+
+class StopTraining(SystemExit):
+    """Raised after the signal save: the process ends non-zero so that Snakemake retries and resumes."""
+
+
 def _atomic_save(obj: object, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -136,6 +187,15 @@ class ReproTrainer(nnUNetTrainer):
         self.weight_decay = spec.weight_decay
         self.enable_deep_supervision = spec.deep_supervision
         self.restored_from_checkpoint = False
+        # Speed/memory knobs (issue 11, config `training:`); defaults are the official protocol.
+        self.checkpoint_minutes = checkpoint_minutes_from_env()
+        self.gradient_checkpointing = gradient_checkpointing_from_env()
+        self.autocast_dtype = autocast_dtype_from_env()
+        self.channels_last = _truthy(os.environ.get(ENV_CHANNELS_LAST, "0"))
+        if self.device.type == "cuda" and self.autocast_dtype == torch.bfloat16:
+            self.grad_scaler = None  # bf16 has fp32's exponent range: nothing to scale
+        self.stop_signal: int | None = None
+        self._last_latest_save = time.monotonic()
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """nnU-Net's augmentation settings; mirroring TTA dropped when ``$MEDNEXT_TTA_MIRRORING`` is 0."""
@@ -161,26 +221,145 @@ class ReproTrainer(nnUNetTrainer):
         )
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
+    def initialize(self) -> None:
+        """nnU-Net's set-up, then the gradient-checkpointing, autocast and memory-format settings."""
+        was_initialized = self.was_initialized
+        super().initialize()
+        if not was_initialized:
+            self.apply_speed_settings()
+
+    def apply_speed_settings(self) -> None:
+        """Apply :attr:`gradient_checkpointing`, :attr:`autocast_dtype` and :attr:`channels_last`.
+
+        Autocast and channels-last only matter on CUDA (nnU-Net autocasts only there). Networks without
+        MedNeXt's ``outside_block_checkpointing`` switch ignore a forced gradient-checkpointing setting.
+        """
+        network = _unwrap(self.network)
+        if self.gradient_checkpointing is not None and hasattr(network, "outside_block_checkpointing"):
+            network.outside_block_checkpointing = self.gradient_checkpointing
+        if self.device.type == "cuda":
+            torch.set_autocast_dtype("cuda", self.autocast_dtype)  # nnU-Net's autocast(...) takes the default dtype
+            if self.channels_last and len(self.configuration_manager.patch_size) == 3:
+                network.to(memory_format=torch.channels_last_3d)
+            elif self.channels_last:
+                network.to(memory_format=torch.channels_last)
+
     def save_checkpoint(self, filename: str) -> None:
-        """nnU-Net's checkpoint, written to a temporary name and renamed (a kill never leaves half a file)."""
+        """nnU-Net's checkpoint, written to a temporary name and renamed (a kill never leaves half a file).
+
+        A new ``checkpoint_latest.pth`` first moves the previous one to ``checkpoint_latest.prev.pth``:
+        if the new file turns out unreadable, the runner resumes from the previous one (issue 11).
+        """
         tmp = filename + ".tmp"
         super().save_checkpoint(tmp)
-        if os.path.isfile(tmp):
-            os.replace(tmp, filename)
+        if not os.path.isfile(tmp):
+            return
+        if os.path.basename(filename) == LATEST_CHECKPOINT:
+            if os.path.isfile(filename):
+                os.replace(filename, os.path.join(os.path.dirname(filename), PREVIOUS_LATEST_CHECKPOINT))
+            self._last_latest_save = time.monotonic()
+        os.replace(tmp, filename)
+
+    def save_latest(self, epochs_done: int) -> None:
+        """``checkpoint_latest.pth`` recording ``epochs_done`` finished epochs (the resume starts epoch ``epochs_done``)."""
+        current = self.current_epoch
+        self.current_epoch = epochs_done - 1  # nnU-Net stores current_epoch + 1
+        try:
+            self.save_checkpoint(os.path.join(self.output_folder, LATEST_CHECKPOINT))
+        finally:
+            self.current_epoch = current
+
+    def _on_stop_signal(self, signum: int, frame: object) -> None:
+        if os.getpid() != self._handler_pid:
+            return  # an augmentation worker (forked with the handler): keep serving batches until shut down
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            print(f"received {signal.Signals(signum).name}: checkpoint_latest is saved after this iteration, then the "
+                  f"training exits for the retry to resume", file=sys.stderr, flush=True)
+
+    def install_stop_handlers(self) -> None:
+        """SIGTERM/SIGUSR1 only set a flag; the loop saves at the next iteration or epoch end and exits.
+
+        Installed before nnU-Net forks its augmentation workers, which inherit the handler and so
+        survive the signal that SLURM sends to every process of the step, until the trainer ends them.
+        """
+        self._handler_pid = os.getpid()
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._on_stop_signal)
+
+    def stop_after_signal(self) -> None:
+        """Shut the data loaders down and exit with 128 + signal number (a failure Snakemake retries)."""
+        from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAugmenter
+        from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+
+        for loader in (self.dataloader_train, self.dataloader_val):
+            if isinstance(loader, (NonDetMultiThreadedAugmenter, MultiThreadedAugmenter)):
+                loader._finish()
+        signum = int(self.stop_signal or signal.SIGTERM)
+        raise StopTraining(128 + signum)
+
+    def train_step(self, batch: dict) -> dict:
+        """nnU-Net's step; after a stop signal, save with this epoch unfinished (it is redone on resume)."""
+        result = super().train_step(batch)
+        if self.stop_signal is not None:
+            self.save_latest(self.current_epoch)
+            self.print_to_log_file(
+                f"{signal.Signals(self.stop_signal).name}: saved checkpoint_latest mid-epoch {self.current_epoch}; "
+                f"the retry restarts epoch {self.current_epoch}"
+            )
+            self.stop_after_signal()
+        return result
+
+    def on_epoch_end(self) -> None:
+        """nnU-Net's epoch end, plus ``checkpoint_latest`` every :attr:`checkpoint_minutes` or after a stop signal."""
+        epoch = self.current_epoch
+        super().on_epoch_end()  # increments current_epoch; saves latest every save_every epochs
+        if epoch == self.num_epochs - 1:
+            return  # on_train_end writes checkpoint_final next
+        due = time.monotonic() - self._last_latest_save >= self.checkpoint_minutes * 60
+        if self.stop_signal is not None or due:
+            if not (epoch + 1) % self.save_every == 0:  # nnU-Net has not just saved it
+                self.save_latest(epoch + 1)
+        if self.stop_signal is not None:
+            self.print_to_log_file(f"{signal.Signals(self.stop_signal).name}: saved checkpoint_latest after epoch {epoch}; "
+                                   f"the retry starts epoch {epoch + 1}")
+            self.stop_after_signal()
+
+    def on_train_end(self) -> None:
+        """nnU-Net's end (checkpoint_final, latest removed), the previous latest removed too; exit if signalled."""
+        super().on_train_end()
+        previous = os.path.join(self.output_folder, PREVIOUS_LATEST_CHECKPOINT)
+        if self.local_rank == 0 and os.path.isfile(previous):
+            os.remove(previous)
+        if self.stop_signal is not None:
+            self.print_to_log_file(f"{signal.Signals(self.stop_signal).name} after the last epoch: checkpoint_final is "
+                                   "written; the retry runs the final validation")
+            raise StopTraining(128 + int(self.stop_signal))
 
     def load_checkpoint(self, filename_or_checkpoint: dict | str) -> None:
         super().load_checkpoint(filename_or_checkpoint)
         self.restored_from_checkpoint = True
 
     def on_train_start(self) -> None:
-        """nnU-Net's start, then (fresh runs only) the UpKern start and the optional initial snapshot."""
+        """nnU-Net's start, the recipe card, then (fresh runs only) the UpKern start and the optional initial snapshot."""
+        self.install_stop_handlers()
         super().on_train_start()
+        self._last_latest_save = time.monotonic()
+        self.write_recipe_card()
         if self.restored_from_checkpoint:
             return
         self.initialise_from_parent()
         if _truthy(os.environ.get(ENV_SAVE_INITIAL)) and self.local_rank == 0:
             state = {k: v.detach().cpu().clone() for k, v in _unwrap(self.network).state_dict().items()}
             _atomic_save(state, Path(self.output_folder) / INITIAL_WEIGHTS_FILE)
+
+    def write_recipe_card(self) -> None:
+        """``recipe.json`` in the fold folder: this run's effective recipe (rank 0; issue 10)."""
+        if self.local_rank != 0:
+            return
+        from mednext.nnunet.recipe import build_recipe, write_recipe
+
+        write_recipe(build_recipe(self), self.output_folder)
 
     def parent_checkpoint(self) -> Path | None:
         """Final checkpoint of ``init_from`` for this dataset, plans, configuration and fold."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
 
+from mednext.workflow import resources as res
+from mednext.workflow.config_source import load_config_file
+from mednext.workflow.layout import run_from_checkpoint_wildcards
 from tests.workflow.conftest import REPO, job_counts, run_snakemake
 
 
@@ -85,3 +89,96 @@ def test_gpu_hours_command_sums_the_grid() -> None:
     # MedNeXt-L_k5: 735 s/epoch x 1000 epochs = 204.2 h per run, 20 runs
     line = next(l for l in result.stdout.splitlines() if l.strip().startswith("MedNeXt-L_k5"))
     assert line.split()[1:] == ["20", "4,083.3"]
+
+
+# --- issue 11, item 1: one complete config per run, resources as mednext.workflow.resources computes ---
+
+def _head_node_rules() -> set[str]:
+    """Rules marked ``localrule: True`` or without a command (targets), read from the rule files."""
+    local = set()
+    for path in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
+        for body in re.split(r"^rule ", path.read_text(), flags=re.MULTILINE)[1:]:
+            name = body.split(":", 1)[0]
+            if "localrule: True" in body or not re.search(r"^\s+(shell|run|script):", body, flags=re.MULTILINE):
+                local.add(name)
+    return local
+
+
+#: Rules run on the head node: Snakemake gives them the profile's default-resources.
+LOCAL_RULES = _head_node_rules()
+
+
+def _job_resources(dry_run: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+    """(rule, wildcards, resources) of every job block in a ``snakemake -n`` output."""
+    jobs = []
+    for block in re.split(r"^\[\w{3} \w{3} [^\]]*\d{4}\]$", dry_run, flags=re.MULTILINE):  # "[Tue Dec  1 ...]"
+        rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.MULTILINE)
+        if not rule:
+            continue
+        fields = {}
+        for key in ("wildcards", "resources"):
+            line = re.search(rf"^\s+{key}: (.*)$", block, flags=re.MULTILINE)
+            fields[key] = dict(item.split("=", 1) for item in line.group(1).split(", ")) if line else {}
+        jobs.append((rule.group(1), fields["wildcards"], fields["resources"]))
+    return jobs
+
+
+def _expected(rule: str, wildcards: dict[str, str], config: dict, profile_defaults: dict) -> dict[str, int]:
+    merged = res.merged_resources(config)
+    if rule in ("prepare_dataset", "plan_and_preprocess"):
+        return {"mem_mb": merged["data_mem_mb"], "runtime": merged["data_runtime_min"]}
+    if rule == "evaluate":
+        return {"mem_mb": merged["cpu_mem_mb"], "runtime": merged["cpu_runtime_min"]}
+    if rule == "train":
+        network = run_from_checkpoint_wildcards(wildcards["dataset_folder"], wildcards["trainer"], wildcards["fold"]).network
+        cuda = config["device"] == "cuda"
+        return {"mem_mb": res.train_mem_mb(network, config), "runtime": res.train_runtime_minutes(network, config, 1),
+                "gpu": 1 if cuda else 0, "cpus_per_gpu": merged["cpus_per_gpu"] if cuda else 0}
+    assert rule in LOCAL_RULES, f"rule {rule} has no expected resources in this test"
+    return {key: int(profile_defaults[key]) for key in ("mem_mb", "runtime") if key in profile_defaults}
+
+
+@pytest.mark.parametrize("run", ["paper", "demo"])
+def test_every_jobs_resources_come_from_its_own_config(run: str, paper_dry_run: str) -> None:
+    """Issue 11, item 1: no demo value in the paper run, no paper value in the demo, rule by rule."""
+    if run == "paper":
+        output, config = paper_dry_run, load_config_file(REPO / "config" / "paper.yaml")
+        profile_defaults = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())["default-resources"]
+    else:  # make demo: no --configfile at all
+        output = run_snakemake("all_tables", "-n", "--forceall", "--cores", "2").stdout
+        config, profile_defaults = load_config_file(REPO / "config" / "demo.yaml"), {}
+    jobs = _job_resources(output)
+    assert sum(rule == "train" for rule, _, _ in jobs) == (330 if run == "paper" else 8)
+    for rule, wildcards, resources in jobs:
+        expected = _expected(rule, wildcards, config, profile_defaults)
+        assert {k: int(resources[k]) for k in expected} == expected, (rule, wildcards)
+    data_jobs = [r for rule, _, r in jobs if rule in ("prepare_dataset", "plan_and_preprocess")]
+    if run == "paper":
+        # BraTS21 is 1251 cases (~15 GB): the demo's 3 GB / 30 min must not reach the paper's data jobs
+        assert all(int(r["mem_mb"]) >= 16000 and int(r["runtime"]) >= 120 for r in data_jobs)
+    else:
+        assert all(int(r["mem_mb"]) == 3000 and int(r["runtime"]) == 30 for r in data_jobs)
+
+
+def test_two_config_files_are_refused(tmp_path) -> None:
+    """Snakemake would merge them key by key: one complete file per run."""
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("training: {epochs: 4}\n")
+    result = run_snakemake("all_tables", "-n", "--cores", "1", "--configfile", str(REPO / "config" / "demo.yaml"),
+                           str(partial), check=False)
+    assert result.returncode != 0 and "give one complete workflow config, not 2" in result.stdout + result.stderr
+
+
+def test_missing_optional_training_keys_get_schema_defaults_not_demo_values(tmp_path) -> None:
+    """A paper config without the speed knobs gets the schema's official defaults on the train command line."""
+    config = load_config_file(REPO / "config" / "paper.yaml")
+    for key in ("checkpoint_minutes", "gradient_checkpointing", "autocast_dtype", "channels_last"):
+        config["training"].pop(key, None)
+    config.update(datasets=["btcv"], networks=["MedNeXt-L_k3"], folds=[0], ablations={})
+    path = tmp_path / "paper_min.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = run_snakemake("all_tables", "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(path)).stdout
+    command = next(line for line in out.splitlines() if " train --dataset-id" in line)
+    assert "--epochs 1000 --iters 250" in command
+    assert "--checkpoint-minutes 30 --gradient-checkpointing auto --autocast-dtype float16" in command
+    assert "--channels-last" not in command

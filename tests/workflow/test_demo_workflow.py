@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from mednext.checkpoint_io import load_weights_only
 from tests.workflow.conftest import REPO, SNAKEMAKE, job_counts, run_snakemake
@@ -98,9 +99,11 @@ def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> Non
     """Kill the whole Snakemake process group mid-training; the rerun continues from checkpoint_latest."""
     fold = demo_dir / "demo/nnUNet/nnUNet_results/Dataset990_SyntheticAbdomen/nnUNetTrainer_MedNeXt_B_k3__nnUNetPlans_1mm__3d_fullres/fold_0"
     target = str(fold.relative_to(demo_dir) / "checkpoint_final.pth")
-    longer = tmp_path / "longer.yaml"  # a second config file: 4 epochs, a checkpoint after each
-    longer.write_text("training: {epochs: 4, iterations_per_epoch: 2, val_iterations: 1, save_every: 1, tta_mirroring: false}\n")
-    command = [SNAKEMAKE, target, "--configfile", DEMO_CONFIG, str(longer), "--directory", str(demo_dir), "--cores", "2"]
+    longer = tmp_path / "longer.yaml"  # the complete demo config (one source per run), 4 epochs, a checkpoint after each
+    config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
+    config["training"].update(epochs=4, iterations_per_epoch=2, val_iterations=1, save_every=1, tta_mirroring=False)
+    longer.write_text(yaml.safe_dump(config))
+    command = [SNAKEMAKE, target, "--configfile", str(longer), "--directory", str(demo_dir), "--cores", "2"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600
     try:

@@ -11,8 +11,14 @@ from mednext.workflow.grid import Run, all_runs, check_config, configurations_fo
 from mednext.workflow.layout import TABLE_FORMATS, Layout, run_from_checkpoint_wildcards
 from mednext.workflow import resources as res
 from mednext.provenance import config_env
+from mednext.workflow.config_source import select_config, training_knob_args
 
-validate(config, schema="../schemas/config.schema.yaml")
+# One complete source per run: the single --configfile (the slurm profile's config/paper.yaml) or the
+# demo config; keys it omits get the schema's defaults, never another file's values (issue 11).
+_selected = select_config(workflow.overwrite_configfiles or [], config, os.path.join(workflow.basedir, "config", "demo.yaml"))
+config.clear()
+config.update(_selected)
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 check_config(config, "workflow config")
 
 LAYOUT = Layout.from_config(config)

@@ -17,6 +17,8 @@ rule train:
         dataset_id=lambda wc: get_dataset(train_run(wc).dataset).dataset_id,
         training=config["training"],
         mirroring="" if config["training"]["tta_mirroring"] else "--no-tta-mirroring",
+        knobs=training_knob_args(config["training"]),
+        compile="--compile" if config["training"].get("compile", False) else "--no-compile",
     threads: 1 if config["device"] == "cpu" else RES["cpus_per_gpu"]
     resources:
         gpu=1 if config["device"] == "cuda" else 0,
@@ -28,5 +30,5 @@ rule train:
         " --plans-name {config[plans]} --configuration {wildcards.configuration} --device {config[device]}"
         " --epochs {params.training[epochs]} --iters {params.training[iterations_per_epoch]}"
         " --val-iters {params.training[val_iterations]} --save-every {params.training[save_every]}"
-        " --workers {threads} {params.mirroring}"
+        " --workers {threads} {params.mirroring} {params.knobs} {params.compile}"
         " >> {log} 2>&1"
