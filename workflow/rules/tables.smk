@@ -34,6 +34,7 @@ rule results_tables:
     input:
         metrics=targets.all_metrics(config),
         reported=expand(f"{REPORTED}/{{name}}.csv", name=["table2", "table1_ablations", "test_set"]),
+        provenance=rules.provenance_table.output[0],
     output:
         report(multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex"), category="Tables"),
         report(multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex"), category="Tables"),
@@ -49,7 +50,8 @@ rule results_tables:
     localrule: True
     shell:
         "{PY} tables {input.metrics} --reported {REPORTED} --out-dir {LAYOUT.tables}"
-        " --spacing-mode {config[tables][spacing_mode]} --folds {params.n_folds} > {log} 2>&1"
+        " --spacing-mode {config[tables][spacing_mode]} --folds {params.n_folds}"
+        " --provenance {input.provenance} > {log} 2>&1"
 
 
 rule table2:
