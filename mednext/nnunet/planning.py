@@ -206,7 +206,8 @@ class FixedPatchPlanner1mm(ExperimentPlanner):
         full = plans["configurations"].get("3d_fullres")
         if full is not None:
             full["batch_dice"] = self.v1_batch_dice_3d()
-            log.info("3d_fullres batch_dice=%s (v1 stage rule at %s mm, patch %s)",
+            log.info("3d_fullres batch_dice=%s written to the plans (v1's stage rule at %s mm, patch %s; "
+                     "nnU-Net's printout above shows its own value)",
                      full["batch_dice"], list(self.overwrite_target_spacing), list(self.fixed_patch[3]))
         super().save_plans(plans)
 

@@ -63,6 +63,17 @@ def _source_constant(cls: type, method: str, pattern: str) -> float | None:
     return None
 
 
+def _source_text(cls: type, method: str) -> str:
+    for klass in cls.__mro__:
+        func = klass.__dict__.get(method)
+        if func is not None:
+            try:
+                return inspect.getsource(func)
+            except (OSError, TypeError):
+                return ""
+    return ""
+
+
 @contextlib.contextmanager
 def _swapped(obj: object, name: str, value: object) -> Iterator[None]:
     saved = getattr(obj, name)
@@ -213,17 +224,6 @@ def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict
     return card
 
 
-def _source_text(cls: type, method: str) -> str:
-    for klass in cls.__mro__:
-        func = klass.__dict__.get(method)
-        if func is not None:
-            try:
-                return inspect.getsource(func)
-            except (OSError, TypeError):
-                return ""
-    return ""
-
-
 def write_recipe(card: dict[str, Any], fold_dir: str | Path) -> Path:
     """``fold_dir/recipe.json``, written to a temporary name and renamed."""
     from mednext.atomic import atomic_write_text
@@ -231,18 +231,11 @@ def write_recipe(card: dict[str, Any], fold_dir: str | Path) -> Path:
     return atomic_write_text(Path(fold_dir) / RECIPE_FILE, json.dumps(card, indent=2) + "\n")
 
 
-def trainer_for_plans(
-    plans_file: str | Path,
-    network: str,
-    fold: int | str = 0,
-    configuration: str | None = None,
-    compile_network: bool = False,
-) -> Any:
+def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0, configuration: str | None = None) -> Any:
     """An instance of ``network``'s trainer built from ``plans_file`` on the CPU, without side effects.
 
     nnU-Net's constructor makes the fold folder and a log file: they go to a temporary results
     folder; the UpKern parent is still looked up under the real ``$nnUNet_results`` when set.
-    ``compile_network`` is the ``nnUNet_compile`` value the training would get.
     """
     from mednext.networks import get_network
     from mednext.nnunet.paths import run_folder
@@ -266,13 +259,10 @@ def trainer_for_plans(
     fold_value: int | str = fold if str(fold) == "all" else int(fold)
     real_results = os.environ.get("nnUNet_results")
     cls = trainer_for_network(network)
-    env = {"nnUNet_compile": "1" if compile_network else "0"}
-    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, _environ({**env, "nnUNet_results": tmp}), \
+    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, _environ({"nnUNet_results": tmp}), \
             contextlib.redirect_stdout(io.StringIO()):
         trainer = cls(plans={**plans, "continue_training": False}, configuration=configuration, fold=fold_value,
                       dataset_json=dataset_json, device=torch.device("cpu"))
-    # Keep the compile choice for build_recipe, which asks nnU-Net's own _do_i_compile.
-    trainer._recipe_env = env
     if real_results:
         trainer.output_folder_base = str(run_folder(Path(real_results), plans["dataset_name"], cls.__name__,
                                                     plans["plans_name"], configuration))
@@ -303,9 +293,13 @@ def recipe_for_plans(
     device: str = "cuda",
     compile_network: bool = False,
 ) -> dict[str, Any]:
-    """The card of ``network`` trained on ``device`` with ``plans_file`` (built on the CPU, no training)."""
-    trainer = trainer_for_plans(plans_file, network, fold, configuration, compile_network)
-    with _environ(trainer._recipe_env):
+    """The card of ``network`` trained on ``device`` with ``plans_file`` (built on the CPU, no training).
+
+    ``compile_network`` is the ``nnUNet_compile`` value the training gets (``train --compile``);
+    nnU-Net's own ``_do_i_compile`` then decides for ``device``.
+    """
+    trainer = trainer_for_plans(plans_file, network, fold, configuration)
+    with _environ({"nnUNet_compile": "1" if compile_network else "0"}):
         return build_recipe(trainer, device=device)
 
 

@@ -197,6 +197,22 @@ def test_nnunet_default_train_and_validate(env: dict[str, Path]) -> None:
     assert sorted(p.name for p in (fold_dir / "validation").glob("*.nii.gz")) == [f"{c}.nii.gz" for c in sorted(val_cases)]
     _assert_dice_summary(fold_dir / "validation" / "summary.json", len(val_cases))
 
+    # Issue 10: the run left its recipe card, agreeing with what the checkpoint's optimiser really used.
+    for network, optimiser in (("nnUNet", "SGD"), ("MedNeXt-S_k3", "AdamW")):
+        card = json.loads((_fold_dir(network) / "recipe.json").read_text())
+        state = load_nnunet_checkpoint(_fold_dir(network) / "checkpoint_final.pth")
+        group = state["optimizer_state"]["param_groups"][0]
+        assert (card["network"], card["optimizer"], card["device"]) == (network, optimiser, "cpu")
+        assert card["weight_decay"] == group["weight_decay"] and card["lr"] == group["initial_lr"]
+        if optimiser == "AdamW":
+            assert card["eps"] == group["eps"] and card["betas"] == list(group["betas"])
+        else:
+            assert (card["momentum"], card["nesterov"]) == (group["momentum"], group["nesterov"])
+        assert card["epochs"] == 1 and card["iterations_per_epoch"] == 2 and card["patch_size"] == [32, 16, 16]
+        assert card["amp"] is False and card["compile"] is False  # nnU-Net: CPU neither autocasts nor compiles
+        axes = state["inference_allowed_mirroring_axes"]
+        assert card["mirroring_axes"] == (None if axes is None else [int(a) for a in axes])
+
 
 def test_upkern_start_needs_parent_checkpoint(env: dict[str, Path]) -> None:
     with pytest.raises(FileNotFoundError, match=r"MedNeXt-S_k3.*fold_1.*checkpoint_final\.pth"):
