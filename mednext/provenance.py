@@ -109,7 +109,7 @@ def git_state(repo: str | Path = REPO_DIR) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str | None]:
-    """Python, the :data:`PACKAGES` (``None`` when not installed), CUDA and cuDNN of torch (``None`` on CPU)."""
+    """Python, the :data:`PACKAGES` (``None`` when not installed), torch's CUDA and cuDNN (``None`` without a GPU)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -120,9 +120,10 @@ def package_versions() -> dict[str, str | None]:
     try:
         import torch
 
-        versions["cuda"] = torch.version.cuda
-        if torch.backends.cudnn.is_available():
-            versions["cudnn"] = str(torch.backends.cudnn.version())
+        if torch.cuda.is_available():  # a CPU run's numbers do not depend on torch's CUDA build
+            versions["cuda"] = torch.version.cuda
+            if torch.backends.cudnn.is_available():
+                versions["cudnn"] = str(torch.backends.cudnn.version())
     except ImportError:
         pass
     return versions

@@ -74,7 +74,7 @@ def test_package_versions_and_machine() -> None:
     versions = prov.package_versions()
     assert versions["python"] == "%d.%d.%d" % sys.version_info[:3] == platform.python_version()
     assert versions["torch"] == torch.__version__.split("+")[0] or versions["torch"] == torch.__version__
-    assert versions["cuda"] == torch.version.cuda
+    assert versions["cuda"] == (torch.version.cuda if torch.cuda.is_available() else None)
     import nnunetv2  # noqa: F401  (installed: its version must be known)
     assert versions["nnunetv2"] and versions["monai"] and versions["snakemake"]
     facts = prov.machine()
