@@ -25,6 +25,7 @@ from tests.workflow.conftest import REPO, SNAKEMAKE, job_counts, run_snakemake
 DEMO_CONFIG = str(REPO / "config" / "demo.yaml")
 TABLE_FILES = [f"{stem}.{ext}" for stem in ("table2", "table1_ablations", "test_set") for ext in ("csv", "md", "tex")] + [
     "table1_configs.csv", "table1_configs.md", "reproduced_vs_reported.png"]
+TABLE_FILES += ["provenance.csv"]  # one row per (dataset, network, fold) behind the tables (issue 13)
 
 pytestmark = pytest.mark.slow
 
