@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         card = recipe_for_plans(plans_file, args.network, args.fold, args.configuration, args.device, args.compile)
     except (ValueError, KeyError) as error:
-        raise SystemExit(f"recipe: {error}") from None
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise SystemExit(f"recipe: {message}") from None
     print(json.dumps(card, indent=2) if args.json else format_recipe(card))
     return 0

@@ -104,3 +104,13 @@ def test_compile_follows_the_switch_on_cuda_only(plans_file: Path) -> None:
     """nnU-Net's own _do_i_compile decides: on with the switch on CUDA, never on the CPU."""
     assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cuda", compile_network=True)["compile"] is True
     assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cpu", compile_network=True)["compile"] is False
+
+
+def test_recipe_command_json_and_text(plans_file: Path, cards: dict[str, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recipe", "--plans", str(plans_file), "--network", "MedNeXt-B_k5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == cards["MedNeXt-B_k5"]
+    assert main(["recipe", "--plans", str(plans_file), "--network", "nnUNet"]) == 0
+    text = capsys.readouterr().out
+    assert "optimizer" in text and "SGD" in text and "nesterov" in text
+    with pytest.raises(SystemExit, match="unknown network 'nope'"):
+        main(["recipe", "--plans", str(plans_file), "--network", "nope"])
