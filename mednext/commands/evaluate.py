@@ -63,10 +63,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         spacing_modes=args.spacing_modes, tolerance_mm=args.tolerance, workers=args.workers,
         spacing_tolerance_mm=args.spacing_tolerance, cases=cases,
     )
+    if args.nnunet_summary:
+        _check_nnunet_agreement(args)
     state = "written" if run.recomputed else "up to date, not recomputed"
     _write_provenance(args, started, run.recomputed)
     print(f"{run.csv_path}: {run.n_cases} cases, {state}")
     return 0
+
+
+def _check_nnunet_agreement(args: argparse.Namespace) -> None:
+    """Our DSC per case and class must equal nnU-Net's validation summary.json Dice (issue 12)."""
+    from mednext.evaluation.nnunet_agreement import AgreementError, check_fold_agreement
+
+    try:
+        agreement = check_fold_agreement(args.out, args.nnunet_summary, _regions_from_args(args))
+    except AgreementError as error:
+        raise SystemExit(f"evaluate: disagrees with nnU-Net: {error}") from None
+    print(f"{args.out}: DSC agrees with {args.nnunet_summary} ({agreement.n_cases} cases, classes "
+          f"{', '.join(agreement.classes)}; max |diff| {agreement.max_abs_difference:.1e})")
 
 
 def _write_provenance(args: argparse.Namespace, started, recomputed: bool) -> None:
@@ -135,6 +149,8 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", help="nnU-Net splits_final.json: score only the validation cases of --fold")
     p.add_argument("--fold-dir", help="nnU-Net fold folder of the run: its provenance.json and recipe.json "
                    "go into the provenance written beside --out")
+    p.add_argument("--nnunet-summary", help="nnU-Net's validation/summary.json of the same predictions: fail, naming "
+                   "the case, unless every per-case DSC equals its Dice to 1e-6")
     p.add_argument("--regions", nargs="+", metavar="NAME=L1,L2", help="regions as unions of labels, e.g. WT=1,2,3 TC=2,3 ET=3")
     p.add_argument("--region-preset", choices=sorted(REGION_PRESETS), help="predefined regions")
     p.add_argument("--labels", nargs="+", type=int, help="one class per label value (e.g. BTCV: 1 ... 13)")

@@ -1,5 +1,6 @@
 # Score each fold's validation predictions (written by nnU-Net at the end of training, at original
-# spacing) with DSC, surface Dice, HD95; then summarise per fold and across folds.
+# spacing) with DSC, surface Dice, HD95, checking every DSC against nnU-Net's own validation/summary.json
+# (mednext.evaluation.nnunet_agreement); then summarise per fold and across folds.
 
 
 rule evaluate:
@@ -22,7 +23,7 @@ rule evaluate:
         mem_mb=RES["cpu_mem_mb"],
     shell:
         "{PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --splits {input.splits} --out {output}"
-        " --fold-dir {params.fold_dir}"
+        " --fold-dir {params.fold_dir} --nnunet-summary {params.predictions}/summary.json"
         " --dataset {wildcards.dataset} --network {wildcards.network} --fold {wildcards.fold} {params.regions}"
         " --spacing-modes {params.evaluation[spacing_modes]} --tolerance {params.evaluation[tolerance_mm]}"
         " --workers {threads} > {log} 2>&1"
