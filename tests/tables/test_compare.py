@@ -160,3 +160,18 @@ def test_recorded_leaderboard_score_fills_the_test_set_table(tmp_path, repo_root
     assert test_set.loc[("kits19", "DSC"), "reproduced"] == 90.5
     assert test_set.loc[("kits19", "DSC"), "delta"] == pytest.approx(90.5 - 91.02)
     assert np.isnan(test_set.loc[("btcv", "DSC"), "reproduced"])
+
+
+def test_overview_plot_says_so_when_no_dataset_of_the_paper_ran(tmp_path, monkeypatch) -> None:
+    """The demo's rows (reproduced, no reported value) cannot be drawn against the paper: message, not empty axes."""
+    import mednext.tables.plot as plot
+
+    messages = []
+    monkeypatch.setattr(plot, "_write_message", lambda fig, ax, out, n: messages.append(n) or out)
+    demo_only = pd.DataFrame({"metric": ["DSC", "DSC"], "reported": [83.56, NAN], "reproduced": [NAN, 71.0],
+                              "ci_low": [NAN, 70.0], "ci_high": [NAN, 72.0]})
+    plot.plot_reproduced_vs_reported(demo_only, tmp_path / "a.png")
+    assert messages == [1] and not (tmp_path / "a.png").exists()
+    with_paper = demo_only.assign(reproduced=[82.0, 71.0], ci_low=[81.0, 70.0], ci_high=[83.0, 72.0])
+    plot.plot_reproduced_vs_reported(with_paper, tmp_path / "b.png")
+    assert messages == [1] and (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
