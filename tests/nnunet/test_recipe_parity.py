@@ -114,3 +114,37 @@ def test_recipe_command_json_and_text(plans_file: Path, cards: dict[str, dict], 
     assert "optimizer" in text and "SGD" in text and "nesterov" in text
     with pytest.raises(SystemExit, match="unknown network 'nope'"):
         main(["recipe", "--plans", str(plans_file), "--network", "nope"])
+
+
+def test_switching_baseline_lr_shows_on_the_card(plans_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DEVIATIONS.md 'Baseline learning rates': one override for every dataset, visible on the card."""
+    assert recipe_for_plans(plans_file, "SwinUNETR")["lr"] == 1e-4  # the official 128³ trainer
+    monkeypatch.setenv("MEDNEXT_LR_OVERRIDES", '{"kits19/k5": 1e-4, "/SwinUNETR": 5e-4}')
+    assert recipe_for_plans(plans_file, "SwinUNETR")["lr"] == 5e-4
+    assert recipe_for_plans(plans_file, "3D-UX-Net")["lr"] == 5e-4  # unchanged: its official value
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k5")["lr"] == 1e-4
+
+
+@pytest.mark.parametrize(
+    ("selector", "network", "family", "dataset", "expected"),
+    [
+        ("all", "UNETR", "baseline", None, 0),
+        ("mednext", "MedNeXt-B_k5_scratch", "ablation", None, 1),  # ablations are MedNeXt runs
+        ("baseline", "MedNeXt-B_k3", "mednext", None, None),
+        ("MedNeXt-[ML]_*", "MedNeXt-M_k5", "mednext", None, 2),
+        ("MedNeXt-[ML]_*", "MedNeXt-S_k5", "mednext", None, None),
+        ("MedNeXt-?_k5*@kits19", "MedNeXt-S_k5", "mednext", "kits19", 12),
+        ("MedNeXt-?_k5*@kits19", "MedNeXt-S_k5", "mednext", "btcv", None),
+    ],
+)
+def test_selector_specificity(selector: str, network: str, family: str, dataset: str | None, expected: int | None) -> None:
+    from mednext.nnunet.recipe_parity import specificity
+
+    assert specificity(selector, network, family, dataset) == expected
+
+
+def test_ratio_values_are_normalised() -> None:
+    from mednext.nnunet.recipe_parity import parse_value, values_equal
+
+    assert values_equal(parse_value("16:8:4:2:1"), [16 / 31, 8 / 31, 4 / 31, 2 / 31, 1 / 31])
+    assert not values_equal(parse_value("true"), 1) and parse_value("null") is None
