@@ -7,15 +7,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mednext.evaluation.metrics import BRATS_REGIONS, KITS19_REGIONS, SPACING_MODES, label_regions
+from mednext.evaluation.metrics import SPACING_MODES, label_regions, region_presets
 
 log = logging.getLogger(__name__)
 
-REGION_PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
-    "brats": BRATS_REGIONS,
-    "kits19": KITS19_REGIONS,
-    "kits19-mednext": {"kidney": (1,), "tumor": (2,)},
-}
+#: ``--region-preset`` choices, derived from the dataset registry (mednext.data.registry).
+REGION_PRESETS: dict[str, dict[str, tuple[int, ...]]] = region_presets()
 
 
 def parse_regions(items: list[str]) -> dict[str, tuple[int, ...]]:

@@ -21,18 +21,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mednext.data.registry import DATASETS, get_dataset
 from mednext.evaluation.bbox import Box, label_boxes, union_box
 from mednext.evaluation.surface import DEFAULT_MAX_OFFSETS, robust_hausdorff, surface_dice, surface_pair_from_padded
 
 Regions = Mapping[str, tuple[int, ...]]
 
-#: BraTS regions on nnU-Net's BraTS labels (1 edema, 2 non-enhancing/necrosis, 3 enhancing).
-BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
-#: KiTS19 classes as MedNeXt evaluates them (kidney excludes tumour), plus the challenge composite.
-KITS19_REGIONS: dict[str, tuple[int, ...]] = {"kidney": (1,), "tumor": (2,), "kidney+tumor": (1, 2)}
+#: Extra preset names: alias -> (dataset registry key, only the regions counted in the mean).
+#: ``kits19-mednext`` is the official MedNeXt evaluation (kidney and tumor, mednext_official.md §6).
+PRESET_ALIASES: dict[str, tuple[str, bool]] = {"brats": ("brats21", False), "kits19-mednext": ("kits19", True)}
 
 SPACING_MODES = ("physical", "paper")
 METRICS = ("dsc", "sdc", "hd95", "gt_voxels", "pred_voxels", "gt_ml", "pred_ml")
+
+
+def dataset_regions(name: str, *, in_mean_only: bool = False) -> dict[str, tuple[int, ...]]:
+    """Evaluation regions of registry dataset ``name`` (``DatasetSpec.regions``), in registry order.
+
+    Derived from the registry, never typed twice, so a region's name matches the one
+    ``Region.in_mean`` is looked up by when the mean over classes is taken.
+    """
+    return {r.name: tuple(r.labels) for r in get_dataset(name).regions if r.in_mean or not in_mean_only}
+
+
+def region_presets() -> dict[str, dict[str, tuple[int, ...]]]:
+    """``--region-preset`` choices: every registry dataset key, plus :data:`PRESET_ALIASES`."""
+    presets = {key: dataset_regions(key) for key in DATASETS}
+    presets.update({alias: dataset_regions(key, in_mean_only=only) for alias, (key, only) in PRESET_ALIASES.items()})
+    return presets
 
 
 def label_regions(labels: Sequence[int]) -> dict[str, tuple[int, ...]]:

@@ -206,7 +206,7 @@ def test_cli_evaluate_and_summarize(folders, tmp_path: Path, capsys) -> None:
     assert dsc["n_cases"] == 6 and dsc["n_folds"] == 2 and dsc["mean"] == pytest.approx(direct.mean())
     assert set(cross["spacing_mode"]) == {"physical"}
     signature = json.loads((tmp_path / "fold0.csv.signature.json").read_text())
-    assert signature["params"]["regions"]["kidney+tumor"] == [1, 2]
+    assert signature["params"]["regions"]["kidney_and_tumor"] == [1, 2]
 
 
 def test_cli_rejects_bad_region_text(folders, tmp_path: Path) -> None:
