@@ -10,7 +10,13 @@ conf="$state/slurm.conf"
 
 stop() {
     for pidfile in "$state"/slurmd.pid "$state"/slurmctld.pid; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+        if [ -f "$pidfile" ]; then
+            pid=$(cat "$pidfile")
+            kill "$pid" 2>/dev/null || true
+            # slurmd waits for job steps it still tracks; do not leave it holding the ports
+            for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
         rm -f "$pidfile"
     done
 }
@@ -61,6 +67,10 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
+# At the time limit SLURM sends SIGTERM, then SIGKILL KillWait seconds later (SLURM's defaults, written
+# out because tests/workflow/test_slurm_timeout.py relies on them): the trainer saves in between.
+KillWait=30
+OverTimeLimit=0
 MpiDefault=none
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP

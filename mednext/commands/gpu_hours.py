@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from mednext.workflow.grid import all_runs, check_config
-from mednext.workflow.resources import gpu_hours_table
+from mednext.workflow.resources import REFERENCE_GPU, gpu_hours_table, merged_resources, retries_needed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,13 @@ def run(args: argparse.Namespace) -> int:
     config = yaml.safe_load(args.config.read_text())
     check_config(config, str(args.config))
     table = gpu_hours_table(all_runs(config), config)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
-    print(f"total: {int(table['jobs'].sum())} training jobs, {table['gpu_hours'].sum():,.0f} GPU hours "
+    print(f"GPU hours on one {REFERENCE_GPU} (MedNeXt: the paper's s/epoch; baselines: nnU-Net Revisited's A100 "
+          "hours or their size class); revisited_a100_h: Revisited's measured hours for comparison")
+    print(table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:,.1f}"))
+    print(f"total: {int(table['jobs'].sum())} training jobs, {table['gpu_hours'].sum():,.0f} GPU hours on one {REFERENCE_GPU} "
           f"({config['training']['epochs']} epochs x {config['training']['iterations_per_epoch']} iterations)")
+    if config.get("device", "cuda") == "cuda":
+        resources = merged_resources(config)
+        print(f"per attempt: estimate x {resources['runtime_safety']} capped at {resources['max_runtime_h']} h; "
+              f"the longest training needs retries: {retries_needed(config)} in the profile (slurm/config.yaml)")
     return 0

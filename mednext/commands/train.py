@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 
 from mednext.nnunet.paths import DEFAULT_PLANS
 
@@ -98,11 +99,27 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"train: {bad} must be positive integers")
     extra_env = {**nnunet_process_env(args.workers, tta_mirroring=not args.no_tta_mirroring), **training_knobs_env(args)}
     spec, schedule = run_spec(args), replace(schedule, **overrides)
-    with _provenance(spec, args, schedule, extra_env) as outcome:  # fold_dir/provenance.json (issue 13)
-        action = train(spec, device=args.device, schedule=schedule, extra_env=extra_env, compile_network=args.compile)
-        outcome["action"] = action.value
+    try:
+        with _provenance(spec, args, schedule, extra_env) as outcome:  # fold_dir/provenance.json (issue 13)
+            action = train(spec, device=args.device, schedule=schedule, extra_env=extra_env, compile_network=args.compile)
+            outcome["action"] = action.value
+    except subprocess.CalledProcessError as error:
+        stopped = _stop_signal_name(error.returncode)
+        if stopped is None:
+            raise
+        # issue 11: the trainer saved checkpoint_latest on the signal; non-zero so that Snakemake retries
+        log.warning("train %s fold %s: stopped by %s after saving checkpoint_latest; a rerun resumes from it",
+                    args.network, args.fold, stopped)
+        return error.returncode
     log.info("train %s fold %s: %s", args.network, args.fold, action.value)
     return 0
+
+
+def _stop_signal_name(returncode: int) -> str | None:
+    """SIGTERM/SIGUSR1 if ``returncode`` is the trainer's exit after a signal save (128 + signal)."""
+    from mednext.nnunet.trainers import STOP_SIGNALS
+
+    return next((s.name for s in STOP_SIGNALS if returncode == 128 + int(s)), None)
 
 
 def _provenance(spec, args: argparse.Namespace, schedule, extra_env: dict[str, str]):  # -> context manager
