@@ -38,11 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that describe bad input (their message names the file and the problem)."""
-    from baselines import PatchSizeError
     from mednext.data.errors import DataError, UnknownDatasetError
     from mednext.evaluation.io import EvaluationInputError
+    from mednext.networks import import_plugin
 
-    return (DataError, UnknownDatasetError, EvaluationInputError, PatchSizeError, FileNotFoundError)
+    baselines = import_plugin("baselines", "PatchSizeError")  # optional plugin; a foreign one fails loudly
+    plugin_errors = () if baselines is None else (baselines.PatchSizeError,)
+    return (DataError, UnknownDatasetError, EvaluationInputError, *plugin_errors, FileNotFoundError)
 
 
 def entry(argv: Sequence[str] | None = None) -> int:

@@ -19,9 +19,11 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from types import ModuleType
 from typing import Literal
 
 from torch import nn
@@ -289,18 +291,48 @@ def plugin_modules() -> list[str]:
     return list(dict.fromkeys([*NETWORK_PLUGINS, *extra]))
 
 
-def _load_plugin(module_name: str) -> None:
+def import_plugin(module_name: str, required: str) -> ModuleType | None:
+    """Import plugin ``module_name``, or None when its top-level package is not installed.
+
+    A plugin is optional, but a different package under the same top-level name must not stand in
+    for it silently (``baselines`` is also OpenAI's PyPI package): a found package without the
+    submodule, or a module without attribute ``required``, raises ImportError naming its file.
+    A plugin whose own imports are broken raises as well.
+    """
+    top = module_name.partition(".")[0]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        # Only a missing plugin itself is tolerated; a plugin with a broken import must fail loudly.
-        if error.name is not None and (module_name == error.name or module_name.startswith(error.name + ".")):
+        if error.name == top:
             log.debug("network plugin %s not installed; skipped", module_name)
-            return
+            return None
+        if error.name == module_name:
+            found = getattr(sys.modules.get(top), "__file__", None) or top
+            raise ImportError(
+                f"{found}: package {top!r} has no module {module_name!r}; it is not this project's plugin "
+                f"(another package with the same name installed?): uninstall it or put ours first on sys.path"
+            ) from None
         raise
-    register = getattr(module, "register_networks", None)
-    if callable(register):
-        register()
+    package_dirs = [os.path.realpath(p) for p in getattr(sys.modules[top], "__path__", [])]
+    module_file = os.path.realpath(getattr(module, "__file__", None) or "")
+    if module is not sys.modules[top] and not any(module_file.startswith(d + os.sep) for d in package_dirs):
+        # e.g. an editable install's finder maps ``baselines.registry`` to our file under a foreign ``baselines``
+        raise ImportError(
+            f"{getattr(sys.modules[top], '__file__', top)}: package {top!r} is not the one {module_name!r} belongs to "
+            f"({module_file}); another package with the same name installed? uninstall it or put ours first on sys.path"
+        )
+    if not hasattr(module, required):
+        raise ImportError(
+            f"{getattr(module, '__file__', module_name)}: module {module_name!r} defines no {required!r}; it is not "
+            f"this project's plugin (another package with the same name installed?)"
+        )
+    return module
+
+
+def _load_plugin(module_name: str) -> None:
+    module = import_plugin(module_name, "register_networks")
+    if module is not None:
+        module.register_networks()
 
 
 def register_network(spec: NetworkSpec, *, overwrite: bool = False) -> NetworkSpec:
