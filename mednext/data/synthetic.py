@@ -1,10 +1,15 @@
 """Synthetic abdominal-CT-like demo dataset in nnU-Net v2 raw layout.
 
 Stands in for the paper's CT datasets (§3: BTCV, AMOS22, KiTS19) in CPU demos and tests: CT-like
-Hounsfield intensities with noise, four non-overlapping ellipsoid organs whose size and position vary
-per case, and anisotropic spacing (default 2.5 x 0.8 x 0.8 mm, z/y/x) so the paper's 1 mm isotropic
-planning really resamples. Output bytes depend only on the arguments: SimpleITK's gzip writer stores
-mtime 0 and no file name, and every random draw comes from a generator seeded by ``(seed, case)``.
+Hounsfield intensities (portal-venous phase: liver < spleen < kidney cortex, each varying per case),
+a blurred acquisition with Gaussian noise, four non-overlapping ellipsoid organs whose size and
+position vary per case, and anisotropic spacing (default 2.5 x 0.8 x 0.8 mm, z/y/x) so the paper's
+1 mm isotropic planning really resamples. The organs are told apart by appearance (liver and spleen
+are ~50 HU apart, kidneys brightest) and by position (liver right, spleen left, kidneys posterior
+and lower, on either side of the spine); left and right kidney look alike and differ only by side.
+The default field of view (40 x 45 x 45 mm) keeps the CPU demo to a few sliding-window tiles per
+case. Output bytes depend only on the arguments: SimpleITK's gzip writer stores mtime 0 and no file
+name, and every random draw comes from a generator seeded by ``(seed, case)``.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 #: Label names in nnU-Net order (0 is background), as written to ``dataset.json``.
 SYNTHETIC_LABELS: dict[str, int] = {"background": 0, "liver": 1, "spleen": 2, "kidney_right": 3, "kidney_left": 4}
 
 _AIR_HU = -1000.0
-_FAT_HU = -90.0
-_MUSCLE_HU = 45.0
-_BONE_HU = 500.0
-_NOISE_HU = 12.0
+_FAT_HU = -100.0
+_MUSCLE_HU = 50.0
+_BONE_HU = 450.0
+#: Noise of the acquisition (HU, per voxel) and the in-plane/through-plane blur of the scanner (mm).
+_NOISE_HU = 15.0
+_BLUR_MM = 0.6
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,13 @@ class _Organ:
     hu: float
 
 
-# Patient-left is image +x in this toy RAS-free geometry; only plausibility matters here.
+# Patient-right is image -x, posterior is +y, cranial is +z in this toy geometry; only plausibility
+# matters. Liver and spleen sit cranially, the kidneys caudally (the right one lower, as in most people).
 _ORGANS: tuple[_Organ, ...] = (
-    _Organ(1, (0.15, -0.05, -0.45), (0.32, 0.50, 0.36), 60.0),  # liver: large, right upper abdomen
-    _Organ(2, (0.25, 0.15, 0.52), (0.22, 0.30, 0.18), 48.0),  # spleen: left, posterior
-    _Organ(3, (-0.30, 0.45, -0.42), (0.20, 0.25, 0.15), 160.0),  # right kidney: lower, posterior
-    _Organ(4, (-0.15, 0.45, 0.42), (0.20, 0.25, 0.15), 165.0),  # left kidney: a little higher than the right
+    _Organ(1, (0.30, -0.10, -0.40), (0.60, 0.60, 0.50), 90.0),  # liver: large, right upper abdomen
+    _Organ(2, (0.35, 0.10, 0.50), (0.50, 0.45, 0.38), 140.0),  # spleen: left, posterior
+    _Organ(3, (-0.45, 0.45, -0.45), (0.50, 0.42, 0.34), 190.0),  # right kidney: caudal, behind the liver
+    _Organ(4, (-0.35, 0.45, 0.45), (0.50, 0.42, 0.34), 190.0),  # left kidney: behind the spleen, a little higher
 )
 
 
@@ -69,23 +78,24 @@ def synthesize_case(
     z, y, x = grid
 
     # Body: an elliptic cylinder along z filling most of the in-plane field of view.
-    body_half = np.array([extent[0] / 2.0, extent[1] * 0.38, extent[2] * 0.45]) * rng.uniform(0.92, 1.0, 3)
+    body_half = np.array([extent[0] / 2.0, extent[1] * 0.44, extent[2] * 0.47]) * rng.uniform(0.93, 1.0, 3)
     body = (y / body_half[1]) ** 2 + (x / body_half[2]) ** 2 <= 1.0
     muscle = body & ((y / (body_half[1] * 0.9)) ** 2 + (x / (body_half[2] * 0.92)) ** 2 > 1.0)
     spine = ((y - body_half[1] * 0.62) / (body_half[1] * 0.16)) ** 2 + (x / (body_half[2] * 0.1)) ** 2 <= 1.0
 
     image = np.full(shape, _AIR_HU, dtype=np.float64)
     image[body] = _FAT_HU + rng.normal(0.0, 8.0)
-    image[muscle] = _MUSCLE_HU
-    image[spine & body] = _BONE_HU
+    image[muscle] = _MUSCLE_HU + rng.normal(0.0, 5.0)
+    image[spine & body] = _BONE_HU + rng.normal(0.0, 40.0)
     label = np.zeros(shape, dtype=np.uint8)
     for organ in _ORGANS:
         centre = (np.asarray(organ.centre) + rng.normal(0.0, 0.04, 3)) * body_half
         radii = np.asarray(organ.radii) * body_half * rng.uniform(0.85, 1.15, 3)
         radii[0] = max(radii[0], 2.0 * sz[0])  # at least a few slices thick despite coarse z spacing
-        mask = _ellipsoid(grid, centre, radii) & body & ~spine & (label == 0)
+        mask = _ellipsoid(grid, centre, radii) & body & ~muscle & ~spine & (label == 0)
         label[mask] = organ.label
-        image[mask] = organ.hu + rng.normal(0.0, 5.0)
+        image[mask] = organ.hu + rng.normal(0.0, 8.0)  # contrast uptake varies per case
+    image = ndimage.gaussian_filter(image, sigma=_BLUR_MM / sz, mode="nearest")
     image += rng.normal(0.0, _NOISE_HU, size=shape)
     return np.clip(np.rint(image), -1024, 3071).astype(np.int16), label
 
@@ -118,7 +128,7 @@ def write_synthetic_dataset(
     name: str = "SyntheticAbdomen",
     n_cases: int = 8,
     seed: int = 0,
-    shape: tuple[int, int, int] = (40, 64, 64),
+    shape: tuple[int, int, int] = (16, 56, 56),
     spacing: tuple[float, float, float] = (2.5, 0.8, 0.8),
 ) -> Path:
     """Write ``raw_root/Dataset{id:03d}_{name}`` (dataset.json, imagesTr, labelsTr) and return it.

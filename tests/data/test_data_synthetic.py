@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
 from mednext.data.synthetic import SYNTHETIC_LABELS, write_synthetic_dataset
@@ -62,6 +63,17 @@ def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
         # the liver is the largest organ
         counts = np.bincount(label.ravel(), minlength=5)
         assert counts[1] == counts[1:].max()
+        # learnable by appearance: inside the organs (away from the blurred rim) liver and spleen differ by
+        # more than twice the voxel noise
+        core = {k: image[ndimage.binary_erosion(label == k, iterations=2)] for k in (1, 2)}
+        assert core[2].mean() - core[1].mean() > 2 * max(core[1].std(), core[2].std())
+        # learnable by position: liver and right kidney on one side (-x), spleen and left kidney on the other
+        x_mid = (label.shape[2] - 1) / 2
+        centre_x = {k: float(np.nonzero(label == k)[2].mean()) for k in range(1, 5)}
+        assert centre_x[1] < x_mid < centre_x[2] and centre_x[3] < x_mid < centre_x[4], centre_x
+        # kidneys caudal (lower z) to liver and spleen
+        centre_z = {k: float(np.nonzero(label == k)[0].mean()) for k in range(1, 5)}
+        assert max(centre_z[3], centre_z[4]) < min(centre_z[1], centre_z[2]), centre_z
 
 
 def test_existing_folder_is_replaced_and_no_temp_left(tmp_path: Path) -> None:
