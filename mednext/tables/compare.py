@@ -143,6 +143,8 @@ def display_frame(table: pd.DataFrame, label_columns: Sequence[str], cross_valid
         shown["Δ"] = table["delta"].map(lambda v: MISSING if not np.isfinite(v) else f"{v:+.2f}")
     if cross_validation:
         shown["folds"] = table["folds_done"].astype(str)
+        if "n_cases" in table:
+            shown["cases"] = table["n_cases"].astype(int).astype(str)
     if has_reported and cross_validation:
         shown["flag"] = np.where(table["flagged"], "⚑", "")
     if "provenance_key" in table:

@@ -38,7 +38,8 @@ def _statistics_caption(spacing_mode: str, n_folds: int, n_resamples: int) -> st
         f"resamples of the cases, stratified by fold. Fold mean ± std: the same value per fold, "
         f"mean ± sample std over folds (the spread between folds). {n_folds} folds make a complete row. "
         f"Surface Dice at the configured tolerance with spacing mode `{spacing_mode}` (`paper`: spacing "
-        f"forced to 1 as the official MedNeXt evaluation; `physical`: true mm)."
+        f"forced to 1 as the official MedNeXt evaluation; `physical`: true mm). cases: validation cases pooled; "
+        f"with few of them (the demo: 2 per fold) the bootstrap CI is too narrow to trust."
     )
 
 

@@ -27,7 +27,8 @@ def caption(spacing_mode: str, n_resamples: int) -> str:
         "stratified by fold). p: two-sided Wilcoxon signed-rank test (scipy defaults; zero differences "
         "dropped); p (Holm): Holm-corrected within each table (`table2`, `table1_ablations`, "
         "`results_other_datasets`). paper Δ: the paper's reported difference (— : not reported). "
-        "Cases scored for only one of the two runs are dropped (n dropped)."
+        "Cases scored for only one of the two runs are dropped (n dropped). With few cases (the demo: "
+        "2 per fold) a bootstrap CI is too narrow and the Wilcoxon p cannot get small (n = 4: p ≥ 0.125)."
     )
 
 
@@ -114,7 +115,8 @@ def _panel(ax: plt.Axes, rows: pd.DataFrame, dataset: str) -> None:
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.text(1.0, 1.01, "network better →", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
     ax.text(0.0, 1.01, "← reference better", transform=ax.transAxes, ha="left", va="bottom", fontsize=7)
-    labels = [f"{n} − {r} ({METRIC_NAME.get(m, m)})" for n, r, m in zip(rows["network"], rows["reference"], rows["metric"])]
+    labels = [f"{n} − {r} ({METRIC_NAME.get(m, m)}; n={k}, p_Holm={_p(p)})"
+              for n, r, m, k, p in zip(rows["network"], rows["reference"], rows["metric"], rows["n_cases"], rows["p_holm"])]
     ax.set_yticks(y, labels, fontsize=8)
     note = "" if has_paper.any() else " (the paper reports no value for this dataset: no claim to mark)"
     ax.set_title(f"{dataset}{note}", fontsize=10, pad=14)
