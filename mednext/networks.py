@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: ``builder(in_channels, n_classes, patch_size) -> nn.Module``; ``len(patch_size)`` is 2 or 3.
 NetworkBuilder = Callable[[int, int, tuple[int, ...]], nn.Module]
+#: ``check(patch_size) -> patch`` as a tuple, or raise ValueError naming the rule a patch breaks.
+PatchCheck = Callable[[Sequence[int]], tuple[int, ...]]
 OptimizerName = Literal["adamw", "sgd"]
 Dim = Literal["3d", "2d"]
 Family = Literal["mednext", "ablation", "nnunet", "baseline"]
@@ -63,6 +65,17 @@ MEDNEXT_SIZE_CLASS: dict[str, str] = {"S": "small", "B": "medium", "M": "large",
 
 
 @dataclass(frozen=True)
+class ReferenceCount:
+    """Parameter count of a network's reference implementation at the stated settings."""
+
+    params: int
+    in_channels: int
+    n_classes: int
+    patch_size: tuple[int, ...]
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     """One trainable network.
 
@@ -85,6 +98,12 @@ class NetworkSpec:
         tags: labels matched by :data:`LR_OVERRIDES` (e.g. ``"k5"``).
         input_divisor: every patch axis must be divisible by this.
         description: one line for tables and logs.
+        check_patch_size: the network's own patch rule (raises naming the rule), or None when
+            :attr:`input_divisor` says it all; :meth:`build` calls it first.
+        patch_rule: the rule of ``check_patch_size`` in words.
+        paper_patch_size: patch of the paper's runs (§3.1: 128³, 512² in 2D), if fixed per network.
+        smallest_patch_size: smallest legal patch (fast tests, CPU demos).
+        reference: parameter count of the reference implementation, if one is recorded.
     """
 
     name: str
@@ -101,6 +120,20 @@ class NetworkSpec:
     tags: frozenset[str] = field(default_factory=frozenset)
     input_divisor: int = 1
     description: str = ""
+    check_patch_size: PatchCheck | None = None
+    patch_rule: str = ""
+    paper_patch_size: tuple[int, ...] | None = None
+    smallest_patch_size: tuple[int, ...] | None = None
+    reference: ReferenceCount | None = None
+
+    def build(self, in_channels: int, n_classes: int, patch_size: Sequence[int]) -> nn.Module:
+        """The network for ``patch_size``, after :attr:`check_patch_size` (if any) accepted it."""
+        if self.builder is None:
+            raise ValueError(f"network {self.name!r} is built by nnU-Net from the plans, not by a builder")
+        patch = tuple(int(p) for p in patch_size)
+        if self.check_patch_size is not None:
+            patch = self.check_patch_size(patch)
+        return self.builder(in_channels, n_classes, patch)
 
     @property
     def trainer_name(self) -> str:
@@ -133,6 +166,16 @@ class NetworkSpec:
             problems.append("init_from names the network itself")
         if self.input_divisor < 1:
             problems.append(f"input_divisor must be >= 1, got {self.input_divisor}")
+        if self.check_patch_size is not None and not callable(self.check_patch_size):
+            problems.append("check_patch_size must be callable or None")
+        n_axes = int(self.dim[0]) if self.dim in CONFIGURATION_FOR_DIM else None
+        for label, patch in (("paper_patch_size", self.paper_patch_size), ("smallest_patch_size", self.smallest_patch_size)):
+            if patch is None:
+                continue
+            if len(patch) != n_axes:
+                problems.append(f"{label} {patch} does not have {n_axes} axes (dim {self.dim!r})")
+            elif self.input_divisor >= 1 and any(p % self.input_divisor for p in patch):
+                problems.append(f"{label} {patch} is not divisible by input_divisor {self.input_divisor}")
         if problems:
             raise ValueError(f"invalid network spec {self.name!r}: " + "; ".join(problems))
 

@@ -59,7 +59,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, d
 
 def _train_one_iteration(name: str, plans: dict, dataset_json: dict) -> None:
     spec = baselines.get(name)
-    configuration = "2d" if spec.spatial_dims == 2 else "3d_fullres"
+    configuration = spec.configuration
     plans = json.loads(json.dumps(plans))
     plans["configurations"][configuration]["patch_size"] = list(spec.smallest_patch_size)
     plans["continue_training"] = False  # nnU-Net's entry point sets this key before building a trainer
@@ -73,10 +73,10 @@ def _train_one_iteration(name: str, plans: dict, dataset_json: dict) -> None:
     assert type(net).__module__.startswith("baselines.")
     assert not trainer.enable_deep_supervision
     optimizer = trainer.optimizer
-    assert type(optimizer).__name__ == spec.optimizer
+    assert type(optimizer).__name__.lower() == spec.optimizer
     group = optimizer.param_groups[0]
-    assert group["lr"] == spec.initial_lr and group["weight_decay"] == 3e-5
-    if spec.optimizer == "AdamW":
+    assert group["lr"] == spec.lr and group["weight_decay"] == 3e-5
+    if spec.optimizer == "adamw":
         assert group["eps"] == 1e-4
     else:
         assert group["momentum"] == 0.99 and group["nesterov"]

@@ -39,12 +39,26 @@ def test_builder_rejects_bad_patch(name: str, patch: tuple[int, ...], rule: str)
     assert info.value.network == name and info.value.patch == patch
 
 
+#: Sizes the reference implementations were run at (baselines_metrics_datasets.md §A, "tested"), and
+#: the paper's patch (§3.1; official planners: 128³ at 1 mm, 512² for the 2D configuration).
+GOOD_PATCHES = [
+    ("UNETR", (96, 96, 96)), ("UNETR", (128, 128, 128)),
+    ("SwinUNETR", (128, 128, 128)), ("SwinUNETR", (64, 64, 64)),
+    ("nnFormer", (128, 128, 128)),
+    ("3D-UX-Net", (48, 48, 48)), ("3D-UX-Net", (64, 80, 96)), ("3D-UX-Net", (128, 128, 128)),
+    ("TransBTS", (128, 128, 128)),
+    ("TransUNet", (224, 224)), ("TransUNet", (512, 512)),
+]
+
+
+@pytest.mark.parametrize(("name", "patch"), GOOD_PATCHES, ids=[f"{n}-{'x'.join(map(str, p))}" for n, p in GOOD_PATCHES])
+def test_patch_rule_accepts_the_sizes_the_references_ran(name: str, patch: tuple[int, ...]) -> None:
+    assert baselines.get(name).check_patch_size(patch) == patch
+
+
 @pytest.mark.parametrize("name", baselines.names())
-def test_builder_accepts_paper_and_smallest_patch_rules(name: str) -> None:
-    spec = baselines.get(name)
-    assert spec.check_patch_size(spec.paper_patch_size) == spec.paper_patch_size
-    assert spec.check_patch_size(spec.smallest_patch_size) == spec.smallest_patch_size
-    assert len(spec.paper_patch_size) == spec.spatial_dims
+def test_paper_patch_is_the_official_planners(name: str) -> None:
+    assert baselines.get(name).paper_patch_size == ((512, 512) if name == "TransUNet" else (128, 128, 128))
 
 
 # forward-time checks: a network built for one size gets another

@@ -1,53 +1,45 @@
-"""Registry metadata: the MedNeXt runs' optimisers (mednext_official.md §5) and the project registry hook."""
+"""Registry entries: the MedNeXt runs' training settings (mednext_official.md §5) in the one network registry."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 import baselines
 from mednext.networks import get_network, list_networks
+from mednext.nnunet.trainer_classes import trainer_for_network
+from mednext.nnunet.trainers import NoDeepSupervisionTrainer
 
-# paper name -> (lr, optimiser, spatial dims) from the official trainers
+# paper name -> (lr, optimiser, nnU-Net configuration) read from the official trainers
+# nnUNet_variants/baselines/nnUNetTrainerV2_<name>.py (all subclass nnUNetTrainerV2_noDeepSupervision)
 OFFICIAL = {
-    "UNETR": (1e-4, "AdamW", 3),
-    "TransUNet": (1e-4, "AdamW", 2),
-    "TransBTS": (1e-4, "SGD", 3),
-    "nnFormer": (5e-5, "AdamW", 3),
-    "SwinUNETR": (1e-4, "AdamW", 3),
-    "3D-UX-Net": (5e-4, "AdamW", 3),
+    "UNETR": (1e-4, "adamw", "3d_fullres"),
+    "TransUNet": (1e-4, "adamw", "2d"),
+    "TransBTS": (1e-4, "sgd", "3d_fullres"),
+    "nnFormer": (5e-5, "adamw", "3d_fullres"),
+    "SwinUNETR": (1e-4, "adamw", "3d_fullres"),
+    "3D-UX-Net": (5e-4, "adamw", "3d_fullres"),
 }
 
 
 def test_names_follow_table_2() -> None:
     assert baselines.names() == list(OFFICIAL)
+    assert list_networks(["baseline"])[: len(OFFICIAL)] == list(OFFICIAL)
 
 
 @pytest.mark.parametrize("name", list(OFFICIAL))
-def test_optimiser_as_the_official_trainer(name: str) -> None:
-    lr, optimiser, dims = OFFICIAL[name]
-    spec = baselines.get(name)
-    assert (spec.initial_lr, spec.optimizer, spec.spatial_dims, spec.deep_supervision) == (lr, optimiser, dims, False)
-    opt = spec.make_optimizer([torch.nn.Parameter(torch.zeros(2))])
-    group = opt.param_groups[0]
-    assert type(opt).__name__ == optimiser and group["lr"] == lr and group["weight_decay"] == 3e-5
-    if optimiser == "AdamW":
-        assert group["eps"] == 1e-4
-    else:
-        assert group["momentum"] == 0.99 and group["nesterov"] is True
-
-
-def test_registered_in_project_registry_with_same_settings() -> None:
-    assert list_networks(["baseline"])[: len(OFFICIAL)] == list(OFFICIAL)
-    for name, (lr, optimiser, dims) in OFFICIAL.items():
-        entry = get_network(name)
-        spec = baselines.get(name)
-        assert entry.builder is spec.builder
-        assert (entry.lr, entry.optimizer, entry.deep_supervision) == (lr, optimiser.lower(), False)
-        assert entry.configuration == ("2d" if dims == 2 else "3d_fullres")
-        assert entry.adam_eps == (1e-4 if optimiser == "AdamW" else 1e-8)
-        # the registry's generic divisibility check must accept the smallest legal patch
-        assert all(p % entry.input_divisor == 0 for p in spec.smallest_patch_size)
+def test_registry_entry_as_the_official_trainer(name: str) -> None:
+    lr, optimiser, configuration = OFFICIAL[name]
+    entry = get_network(name)
+    assert baselines.get(name) is entry  # one spec, not a translated copy
+    assert (entry.lr, entry.optimizer, entry.configuration, entry.weight_decay) == (lr, optimiser, configuration, 3e-5)
+    if optimiser == "adamw":
+        assert entry.adam_eps == 1e-4  # "1e-8 might cause nans in fp16" in every AdamW baseline trainer
+    # deep_supervision is what picks the trainer base: no deep supervision, as nnUNetTrainerV2_noDeepSupervision
+    assert entry.deep_supervision is False
+    assert trainer_for_network(name).__mro__[1] is NoDeepSupervisionTrainer
+    # the registry's generic divisibility check must accept the smallest legal patch
+    assert entry.smallest_patch_size is not None
+    assert all(p % entry.input_divisor == 0 for p in entry.smallest_patch_size)
 
 
 def test_register_networks_is_idempotent() -> None:
