@@ -26,6 +26,8 @@ DEMO_CONFIG = str(REPO / "config" / "demo.yaml")
 TABLE_FILES = [f"{stem}.{ext}" for stem in ("table2", "table1_ablations", "test_set") for ext in ("csv", "md", "tex")] + [
     "table1_configs.csv", "table1_configs.md", "reproduced_vs_reported.png"]
 TABLE_FILES += ["provenance.csv"]  # one row per (dataset, network, fold) behind the tables (issue 13)
+TABLE_FILES += [f"{stem}.{ext}" for stem in ("results_other_datasets", "significance") for ext in ("csv", "md", "tex")]
+TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", "upkern_first_epoch.png"]  # issue 12
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +93,8 @@ def test_deleting_one_folds_metrics_reruns_only_its_downstream(demo_dir: Path) -
     before = pd.read_csv(metrics)
     metrics.unlink()
     counts = job_counts(_local("all_tables", "-n", workdir=demo_dir).stdout)
-    assert counts == {"evaluate": 1, "summarize": 1, "results_tables": 1, "all_tables": 1, "total": 4}
+    assert counts == {"evaluate": 1, "summarize": 1, "provenance_table": 1, "results_tables": 1, "demo_figures": 1,
+                      "all_tables": 1, "total": 6}
     _local("all_tables", workdir=demo_dir)
     pd.testing.assert_frame_equal(pd.read_csv(metrics), before)
 
