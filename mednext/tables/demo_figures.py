@@ -92,9 +92,9 @@ def plot_training_curves(logs: Sequence[RunLog], out_png: str | Path) -> Path:
             row[0].plot(e["epoch"], e["val_losses"], "--s", ms=3, color=colour, label=f"fold {log.fold} validation")
             row[1].plot(e["epoch"], e["mean_fg_dice"], "-o", ms=3, color=colour, label=f"fold {log.fold}")
             row[1].plot(e["epoch"], e["ema_fg_dice"], ":", color=colour, label=f"fold {log.fold} (EMA)")
-        row[0].set_title(f"{dataset} / {network}: loss (CE + negative soft Dice; lower is better)", fontsize=10)
-        row[0].set_ylabel("loss")
-        row[1].set_title(f"{dataset} / {network}: pseudo-Dice on validation patches", fontsize=10)
+        row[0].set_title(f"{network} ({dataset}): loss", fontsize=10, loc="left")
+        row[0].set_ylabel("loss (CE + negative soft Dice;\nlower is better)", fontsize=8)
+        row[1].set_title("same run: pseudo-Dice on validation patches", fontsize=10, loc="left")
         row[1].set_ylabel("mean foreground Dice")
         row[1].set_ylim(0, 1)
         for ax in row:
@@ -141,7 +141,7 @@ def plot_per_class_dsc(metrics: pd.DataFrame, out_png: str | Path) -> Path:
         ax.set_ylabel("DSC, % (validation cases)")
         ax.set_title(f"{dataset}: DSC per class, mean over {n_folds} fold(s); bar = range of the fold means")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=len(networks))
     fig.tight_layout()
     return _save(fig, Path(out_png))
 
