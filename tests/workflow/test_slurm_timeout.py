@@ -80,8 +80,10 @@ def test_time_limit_sigterm_saves_and_the_retry_resumes_there(slurm_env: dict[st
     # one nnU-Net log per attempt that got as far as the trainer (a loaded machine may spend a whole
     # first minute starting up); the last one finished
     assert 2 <= len(logs) <= len(timed_out) + 1
+    # the attempt that trained the last epoch; a later one may only run nnU-Net's final validation
+    done = next(i for i, log in enumerate(logs) if "Training done." in log)
     resumed_at = []
-    for attempt, following in zip(logs, logs[1:]):
+    for attempt, following in zip(logs[:done], logs[1:done + 1]):
         recorded = _signal_epoch(attempt)
         assert recorded is not None, "a timed-out attempt did not save on SIGTERM"
         epochs_run = [int(e) for e in re.findall(r": Epoch (\d+)\s*$", attempt, flags=re.MULTILINE)]
@@ -90,5 +92,4 @@ def test_time_limit_sigterm_saves_and_the_retry_resumes_there(slurm_env: dict[st
         assert first_epoch == recorded  # the retry resumed at the signal save, not at epoch 0
         resumed_at.append(first_epoch)
     assert max(resumed_at) >= 1  # save_every=1000: only the signal save can have put it there
-    assert "Training done." in logs[-1]
     assert load_weights_only(fold_dir / "checkpoint_final.pth")["current_epoch"] == EPOCHS
