@@ -27,17 +27,18 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+from mednext.nnunet.paths import temporary_environ
 
 NETWORKS = ("MedNeXt-L_k3", "MedNeXt-L_k5", "MedNeXt-S_k3")
 N_CLASSES = 14  # BTCV's 13 organs + background (§3)
@@ -72,19 +73,6 @@ SETTINGS = (
     Setting("channels-last", channels_last=True),
 )
 
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _plans(patch: tuple[int, int, int], batch: int) -> tuple[dict, dict]:
@@ -153,7 +141,7 @@ def measure(network: str, setting: Setting, patch: tuple[int, int, int], batch: 
     (preprocessed / "case.b2nd").touch()  # nnU-Net infers the dataset class from a file ending
     env = {**setting.env(), "nnUNet_preprocessed": str(workdir / "nnUNet_preprocessed"),
            "nnUNet_results": str(workdir / "nnUNet_results"), "nnUNet_raw": str(workdir / "nnUNet_raw")}
-    with _environ(env), contextlib.redirect_stdout(io.StringIO()):
+    with temporary_environ(env), contextlib.redirect_stdout(io.StringIO()):
         trainer = trainer_for_network(network)(plans={**plans, "continue_training": False}, configuration="3d_fullres", fold=0,
                                                dataset_json=dataset_json, device=device)
         trainer.initialize()

@@ -6,8 +6,9 @@ nnU-Net v2 layout: ``$nnUNet_results/<DatasetXXX_Name>/<Trainer>__<Plans>__<Conf
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import mednext.nnunet.ext_trainers as _ext_trainers
@@ -61,3 +62,19 @@ def fold_folder(results: Path, dataset: str, trainer_name: str, plans: str, conf
 def final_checkpoint(results: Path, dataset: str, trainer_name: str, plans: str, configuration: str, fold: int | str) -> Path:
     """The ``checkpoint_final.pth`` a finished run leaves."""
     return fold_folder(results, dataset, trainer_name, plans, configuration, fold) / "checkpoint_final.pth"
+
+
+@contextlib.contextmanager
+def temporary_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the ``with`` block, then restore what was there (in-process
+    nnU-Net reads ``nnUNet_results``, ``nnUNet_compile`` and the ``MEDNEXT_*`` knobs from it)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mednext.nnunet.paths import temporary_environ
+
 #: Bump when a key changes meaning or disappears (new keys keep the version).
 CARD_VERSION = 1
 RECIPE_FILE = "recipe.json"
@@ -259,7 +261,7 @@ def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0,
     fold_value: int | str = fold if str(fold) == "all" else int(fold)
     real_results = os.environ.get("nnUNet_results")
     cls = trainer_for_network(network)
-    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, _environ({"nnUNet_results": tmp}), \
+    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, temporary_environ({"nnUNet_results": tmp}), \
             contextlib.redirect_stdout(io.StringIO()):
         trainer = cls(plans={**plans, "continue_training": False}, configuration=configuration, fold=fold_value,
                       dataset_json=dataset_json, device=torch.device("cpu"))
@@ -270,19 +272,6 @@ def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0,
     trainer.print_to_log_file = lambda *args, **kwargs: None  # the temporary log is gone
     return trainer
 
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def recipe_for_plans(
@@ -299,7 +288,7 @@ def recipe_for_plans(
     nnU-Net's own ``_do_i_compile`` then decides for ``device``.
     """
     trainer = trainer_for_plans(plans_file, network, fold, configuration)
-    with _environ({"nnUNet_compile": "1" if compile_network else "0"}):
+    with temporary_environ({"nnUNet_compile": "1" if compile_network else "0"}):
         return build_recipe(trainer, device=device)
 
 

@@ -15,7 +15,7 @@ import pytest
 import baselines
 from baselines.transbts import TransBTS
 
-FACTS = Path("/work/shared/reference/baselines_metrics_datasets.md")
+FACTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "baselines_metrics_datasets.md"
 #: Row names of the facts file's §A table.
 FACTS_ROW = {"UNETR": "UNETR", "TransUNet": "TransUNet", "TransBTS": "TransBTS", "nnFormer": "nnFormer",
              "SwinUNETR": "SwinUNETR", "3D-UX-Net": "3D UX-Net"}

@@ -13,7 +13,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from _nnunet_support import set_nnunet_env
 

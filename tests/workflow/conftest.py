@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +34,15 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
             break
         counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+@pytest.fixture(scope="module")
+def slurm_env(tmp_path_factory) -> dict[str, str]:
+    """A one-node SLURM (slurmctld + slurmd + munge, tools/local_slurm.sh) for one test module; its
+    environment (``SLURM_CONF``) for the Snakemake calls. Skipped where it cannot be installed (no root)."""
+    if shutil.which("sbatch") is None and os.geteuid() != 0:
+        pytest.skip("SLURM is not installed and installing it needs root")
+    state = tmp_path_factory.mktemp("slurm")
+    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "start", str(state)], check=True, timeout=900)
+    yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "stop", str(state)], check=False, timeout=60)

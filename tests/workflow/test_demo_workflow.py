@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -31,15 +30,6 @@ TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", 
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory) -> dict[str, str]:
-    if shutil.which("sbatch") is None and os.geteuid() != 0:
-        pytest.skip("SLURM is not installed and installing it needs root")
-    state = tmp_path_factory.mktemp("slurm")
-    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "start", str(state)], check=True, timeout=900)
-    yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
-    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "stop", str(state)], check=False, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,7 @@ a retry starting anywhere but epoch 0 proves them. The controller's own log says
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,15 +25,6 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 40  # ~2 s each on a 2-core CI machine: longer than the 1-minute first attempt, done by the second
 
-
-@pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory) -> dict[str, str]:
-    if shutil.which("sbatch") is None and os.geteuid() != 0:
-        pytest.skip("SLURM is not installed and installing it needs root")
-    state = tmp_path_factory.mktemp("slurm")
-    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "start", str(state)], check=True, timeout=900)
-    yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
-    subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "stop", str(state)], check=False, timeout=60)
 
 
 def _config(workdir: Path) -> Path:
