@@ -195,6 +195,7 @@ class ReproTrainer(nnUNetTrainer):
         if self.device.type == "cuda" and self.autocast_dtype == torch.bfloat16:
             self.grad_scaler = None  # bf16 has fp32's exponent range: nothing to scale
         self.stop_signal: int | None = None
+        self._previous_handlers: dict[int, object] = {}
         self._last_latest_save = time.monotonic()
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
@@ -285,7 +286,24 @@ class ReproTrainer(nnUNetTrainer):
         """
         self._handler_pid = os.getpid()
         for signum in STOP_SIGNALS:
-            signal.signal(signum, self._on_stop_signal)
+            previous = signal.signal(signum, self._on_stop_signal)
+            self._previous_handlers.setdefault(signum, previous)
+
+    def restore_signal_handlers(self) -> None:
+        """Put back the handlers :meth:`install_stop_handlers` replaced. A process that trains in-process
+        (tests, notebooks) would otherwise keep a handler whose forked children ignore SIGTERM, and a
+        later ``multiprocessing.Pool`` would hang in ``terminate()`` waiting for them."""
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers.clear()
+
+    def run_training(self) -> None:
+        """nnU-Net's training loop; the stop-signal handlers live only as long as it runs."""
+        try:
+            super().run_training()
+        finally:
+            if os.getpid() == getattr(self, "_handler_pid", None):
+                self.restore_signal_handlers()
 
     def stop_after_signal(self) -> None:
         """Shut the data loaders down and exit with 128 + signal number (a failure Snakemake retries)."""

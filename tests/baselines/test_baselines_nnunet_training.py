@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,7 +83,11 @@ def _train_one_iteration(name: str, plans: dict, dataset_json: dict) -> None:
         assert group["momentum"] == 0.99 and group["nesterov"]
     before = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
     trainer.run_training()
+    # The trainer's stop handlers end with its loop: left installed, they make forked children ignore
+    # SIGTERM, and a later multiprocessing.Pool in this process hangs in terminate() (seen in CI).
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
 
     losses = trainer.logger.get_value("train_losses", step=None)
     assert len(losses) == 1 and math.isfinite(losses[0])
