@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 from pathlib import Path
 
@@ -67,8 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("--name", default="SyntheticAbdomen")
     synthetic.add_argument("--n-cases", type=int, default=8)
     synthetic.add_argument("--seed", type=int, default=0)
-    synthetic.add_argument("--shape", type=int, nargs=3, default=[40, 64, 64], metavar=("Z", "Y", "X"))
-    synthetic.add_argument("--spacing", type=float, nargs=3, default=[2.5, 0.8, 0.8], metavar=("Z", "Y", "X"))
+    # Defaults are write_synthetic_dataset's own, so the CLI and the workflow write the same data.
+    from mednext.data.synthetic import write_synthetic_dataset
+
+    defaults = inspect.signature(write_synthetic_dataset).parameters
+    synthetic.add_argument("--shape", type=int, nargs=3, default=list(defaults["shape"].default), metavar=("Z", "Y", "X"))
+    synthetic.add_argument("--spacing", type=float, nargs=3, default=list(defaults["spacing"].default),
+                           metavar=("Z", "Y", "X"))
     synthetic.set_defaults(func=run_synthetic)
 
     splits = actions.add_parser("splits", help="write splits_final.json (KFold 5, shuffle, seed 12345)")
