@@ -309,6 +309,21 @@ class TrainingProvenance:
         self.environ = environ
         self.record: dict[str, Any] = {}
         self._start: datetime | None = None
+        self.created_fold_dir = False
+
+    def discard_if_nothing_ran(self) -> bool:
+        """Remove this record, and the fold folder it created, when nothing else was written there.
+
+        A run refused before nnU-Net started (e.g. an UpKern start whose parent checkpoint is missing)
+        leaves no fold folder behind, as before provenance existed; returns whether it removed them.
+        """
+        if not self.created_fold_dir or not self.fold_dir.is_dir():
+            return False
+        if {p.name for p in self.fold_dir.iterdir()} - {PROVENANCE_FILE}:
+            return False
+        self.path.unlink(missing_ok=True)
+        self.fold_dir.rmdir()
+        return True
 
     def begin(self, action: str) -> None:
         """Record a run that starts now with ``action`` (``fresh``, ``continue``, ``validate``) as ``running``."""
@@ -318,6 +333,7 @@ class TrainingProvenance:
             log.warning("provenance: %s; starting a new record", error)
             previous = None
         runs = _closed_runs(list(previous.get("runs", []))) if previous else []
+        self.created_fold_dir = not self.fold_dir.exists()
         self._start = utc_now()
         git = git_state(self.repo)
         runs.append({"action": action, "status": "running", "started": iso(self._start), "finished": None,
@@ -366,7 +382,8 @@ def training_provenance(fold_dir: str | Path, action: str, identity: Mapping[str
     try:
         yield outcome
     except BaseException:
-        tracker.end(outcome["action"], "failed")
+        if not tracker.discard_if_nothing_ran():
+            tracker.end(outcome["action"], "failed")
         raise
     tracker.end(outcome["action"], "ok")
 

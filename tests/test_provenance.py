@@ -285,3 +285,22 @@ def test_scrub_keeps_lookalike_paths_and_short_values() -> None:
         "~/x": ["~", "/home/alice/x", "a <redacted> b", 3, None]}
     assert prov.secret_values({"GITHUB_TOKEN": "ghp_abcdef", "SSH_AUTH_SOCK": "/tmp/a", "X_KEY": "1", "PATH": "/bin"}) == [
         "ghp_abcdef", "/tmp/a"]
+
+
+def test_a_run_refused_before_nnunet_started_leaves_no_fold_folder(tmp_path: Path, repo: Path) -> None:
+    """An UpKern start without its parent fails before nnU-Net writes anything: no fold folder is left
+    (tests/nnunet/test_pipeline.py checks the same through the real train command). A run that wrote
+    something keeps its record, closed as failed."""
+    ident, job = {"network": "MedNeXt-S_k5", "fold": 1}, {"epochs": 10}
+    refused = tmp_path / "refused" / "fold_1"
+    with pytest.raises(FileNotFoundError):
+        with prov.training_provenance(refused, "fresh", ident, job, repo=repo):
+            raise FileNotFoundError("parent checkpoint_final.pth missing")
+    assert not refused.exists()
+
+    crashed = tmp_path / "crashed" / "fold_1"
+    with pytest.raises(RuntimeError):
+        with prov.training_provenance(crashed, "fresh", ident, job, repo=repo):
+            (crashed / "training_log.txt").write_text("epoch 0\n")
+            raise RuntimeError("CUDA out of memory")
+    assert json.loads((crashed / "provenance.json").read_text())["runs"][-1]["status"] == "failed"
