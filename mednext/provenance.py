@@ -198,11 +198,16 @@ def read_recipe(folder: str | Path, environ: Mapping[str, str] | None = None) ->
     path = Path(folder) / RECIPE_FILE
     if not path.is_file():
         return None
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ProvenanceError(f"{path}: not a readable JSON recipe card ({error})") from None
+    card = _load_json(path, "JSON recipe card")
     return scrub(card, home_dirs(environ), secret_values(environ))
+
+
+def _load_json(path: Path, what: str) -> Any:
+    """The JSON in ``path``; :class:`ProvenanceError` naming the file and ``what`` it should hold."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ProvenanceError(f"{path}: not a readable {what} ({error})") from None
 
 
 def recipe_hash(folder: str | Path, environ: Mapping[str, str] | None = None) -> str | None:
@@ -256,10 +261,7 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ProvenanceError(f"{path}: not a readable provenance file ({error})") from None
+    record = _load_json(path, "provenance file")
     if not isinstance(record, dict):
         raise ProvenanceError(f"{path}: a provenance file holds a JSON object, found {type(record).__name__}")
     return record

@@ -319,27 +319,26 @@ class ReproTrainer(nnUNetTrainer):
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's step; after a stop signal, save with this epoch unfinished (it is redone on resume)."""
         result = super().train_step(batch)
-        if self.stop_signal is not None:
-            self.save_latest(self.current_epoch)
-            self.print_to_log_file(
-                f"{signal.Signals(self.stop_signal).name}: saved checkpoint_latest mid-epoch {self.current_epoch}; "
-                f"the retry restarts epoch {self.current_epoch}"
-            )
-            self.stop_after_signal()
+        self._stop_mid_epoch_if_signalled("")
         return result
 
     def validation_step(self, batch: dict) -> dict:
         """nnU-Net's step; after a stop signal, save at once (this epoch redone on resume) rather than
         finish the validation batches, so that the save ends well inside SLURM's KillWait."""
         result = super().validation_step(batch)
-        if self.stop_signal is not None:
-            self.save_latest(self.current_epoch)
-            self.print_to_log_file(
-                f"{signal.Signals(self.stop_signal).name}: saved checkpoint_latest mid-epoch {self.current_epoch} "
-                f"(during validation); the retry restarts epoch {self.current_epoch}"
-            )
-            self.stop_after_signal()
+        self._stop_mid_epoch_if_signalled(" (during validation)")
         return result
+
+    def _stop_mid_epoch_if_signalled(self, where: str) -> None:
+        """After a stop signal: save ``checkpoint_latest`` with this epoch unfinished, log it, and exit."""
+        if self.stop_signal is None:
+            return
+        self.save_latest(self.current_epoch)
+        self.print_to_log_file(
+            f"{signal.Signals(self.stop_signal).name}: saved checkpoint_latest mid-epoch {self.current_epoch}{where}; "
+            f"the retry restarts epoch {self.current_epoch}"
+        )
+        self.stop_after_signal()
 
     def on_epoch_end(self) -> None:
         """nnU-Net's epoch end, plus ``checkpoint_latest`` every :attr:`checkpoint_minutes` or after a stop signal."""

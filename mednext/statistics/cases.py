@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from mednext.data.registry import regions_outside_mean
+from mednext.evaluation.results import MEAN_CLASS
 
 #: Tidy metric names shown in percent (DSC, surface Dice), as the paper's tables.
 PERCENT_METRICS = frozenset({"dsc", "sdc"})
-MEAN_CLASS = "mean_over_classes"
 
 
 @dataclass(frozen=True)
