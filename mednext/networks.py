@@ -3,9 +3,10 @@
 timm-style: a network is a :class:`NetworkSpec` registered under its name. An entry states only what
 differs from the defaults: how to build the model, optimiser and learning rate, deep supervision,
 nnU-Net configuration, the network it starts from (UpKern, §2.3) and a size class for cluster
-resources. The paper grid (§3.1, Tables 1-2) is built in; other packages add entries through
-:func:`register_network`, from a plugin module listed in :data:`NETWORK_PLUGINS` (or the
-``MEDNEXT_NETWORK_PLUGINS`` environment variable) that defines ``register_networks()``.
+resources. The Table 2 grid (§3.1) is built in; the Table 1 ablations (:mod:`mednext.ablations`) and
+other packages add entries through :func:`register_network`, from a plugin module listed in
+:data:`NETWORK_PLUGINS` (or the ``MEDNEXT_NETWORK_PLUGINS`` environment variable) that defines
+``register_networks()``. Adding a network is one such call.
 
 Training settings of §3.1: AdamW (lr 1e-3, weight decay 3e-5, eps 1e-4) for every MedNeXt,
 nnU-Net's default SGD for nnU-Net; the KiTS19 kernel-5 learning rate is the override in
@@ -46,8 +47,9 @@ FAMILIES: tuple[str, ...] = ("mednext", "ablation", "nnunet", "baseline")
 CONFIGURATION_FOR_DIM: dict[str, str] = {"3d": "3d_fullres", "2d": "2d"}
 TRAINER_PREFIX = "nnUNetTrainer_"
 
-#: Modules that add networks through ``register_networks()``; a missing module is skipped.
-NETWORK_PLUGINS: tuple[str, ...] = ("baselines.registry",)
+#: Modules that add networks through ``register_networks()``: the paper's ablations (part of this
+#: package) and the optional baselines plugin; a missing module is skipped.
+NETWORK_PLUGINS: tuple[str, ...] = ("mednext.ablations", "baselines.registry")
 ENV_PLUGINS = "MEDNEXT_NETWORK_PLUGINS"  # extra plugin modules, comma separated
 ENV_LR_OVERRIDES = "MEDNEXT_LR_OVERRIDES"  # JSON {"<dataset key>/<tag>": lr}, replaces LR_OVERRIDES
 
@@ -213,7 +215,7 @@ def build_mednext(
     )
 
 
-def _mednext_spec(
+def mednext_spec(
     variant: str,
     kernel_size: int,
     *,
@@ -242,12 +244,12 @@ def _mednext_spec(
 
 
 def builtin_networks() -> list[NetworkSpec]:
-    """The paper's networks: 8 MedNeXt configurations, nnU-Net and the three ablations."""
+    """The paper's Table 2 networks: 8 MedNeXt configurations and nnU-Net (the ablations: :mod:`mednext.ablations`)."""
     specs = []
     for variant in ("S", "B", "M", "L"):
-        specs.append(_mednext_spec(variant, 3))
+        specs.append(mednext_spec(variant, 3))
         specs.append(
-            _mednext_spec(variant, 5, init_from=f"MedNeXt-{variant}_k3", description=f"MedNeXt-{variant}, kernel 5 (UpKern from k3)")
+            mednext_spec(variant, 5, init_from=f"MedNeXt-{variant}_k3", description=f"MedNeXt-{variant}, kernel 5 (UpKern from k3)")
         )
     specs.append(
         NetworkSpec(
@@ -262,35 +264,7 @@ def builtin_networks() -> list[NetworkSpec]:
             description="nnU-Net default architecture from the plans (SGD, poly schedule)",
         )
     )
-    specs.append(
-        _mednext_spec(
-            "B", 3, name="MedNeXt-B_k3_standard_resampling", residual_resampling=False, family="ablation",
-            description="MedNeXt-B k3 with standard (non-residual) up/down-sampling (Table 1, right)",
-        )
-    )
-    specs.append(
-        _mednext_spec(
-            "B", 5, name="MedNeXt-B_k5_scratch", family="ablation",
-            description="MedNeXt-B k5 trained from scratch, no UpKern (Table 1, right)",
-        )
-    )
-    specs.append(
-        _mednext_spec(
-            "B", 3, name="MedNeXt-B_k3_twice", init_from="MedNeXt-B_k3", family="ablation",
-            description="MedNeXt-B k3 trained a second time from its own trained weights (Table 1, right)",
-        )
-    )
     return specs
-
-
-#: The paper's nnU-Net-trained grid (built in); baselines add theirs through plugins.
-PAPER_GRID: tuple[str, ...] = (
-    *(f"MedNeXt-{v}_k{k}" for v in ("S", "B", "M", "L") for k in (3, 5)),
-    "nnUNet",
-    "MedNeXt-B_k3_standard_resampling",
-    "MedNeXt-B_k5_scratch",
-    "MedNeXt-B_k3_twice",
-)
 
 
 # ----------------------------------------------------------------------------------------------

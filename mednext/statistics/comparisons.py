@@ -4,7 +4,7 @@
 - every kernel-5 MedNeXt against its kernel-3 UpKern parent (§2.3, the UpKern / large-kernel question;
   the parent is ``NetworkSpec.init_from``);
 - every Table 1 (right) ablation against the network it is compared with
-  (``mednext.workflow.targets.ABLATION_TARGETS``).
+  (``Ablation.compared_with`` in :mod:`mednext.ablations`).
 
 Each comparison belongs to the table that shows its rows: ``table2`` / ``table1_ablations`` on the
 paper's datasets, ``results_other_datasets`` elsewhere (the demo's synthetic set, user datasets).
@@ -18,9 +18,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from mednext.ablations import ABLATIONS
 from mednext.networks import get_network
 from mednext.statistics.paired import Comparison
-from mednext.workflow.targets import ABLATION_TARGETS
 
 REFERENCE_NETWORK = "nnUNet"
 OTHER_DATASETS_TABLE = "results_other_datasets"
@@ -34,7 +34,7 @@ def comparisons_for(runs: Iterable[tuple[str, str]], paper_datasets: Iterable[st
     """The comparisons among the (dataset, network) run sets in ``runs`` whose both sides ran."""
     present = set(runs)
     paper = frozenset(paper_datasets)
-    ablation_bases = {ablation: base for ablation, base in ABLATION_TARGETS.values()}
+    ablation_bases = {ablation.network.name: ablation.compared_with for ablation in ABLATIONS}
     found: list[Comparison] = []
     for dataset, network in sorted(present):
         spec = get_network(network)
@@ -54,7 +54,7 @@ def comparisons_for(runs: Iterable[tuple[str, str]], paper_datasets: Iterable[st
 def missing_references(runs: Iterable[tuple[str, str]]) -> list[str]:
     """Human-readable notes for comparisons that cannot run because the reference run is absent."""
     present = set(runs)
-    ablation_bases = {ablation: base for ablation, base in ABLATION_TARGETS.values()}
+    ablation_bases = {ablation.network.name: ablation.compared_with for ablation in ABLATIONS}
     notes = []
     for dataset, network in sorted(present):
         spec = get_network(network)

@@ -19,7 +19,6 @@ A config's ``resources`` key overrides any of these.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from mednext.ablations import ablation_of_network
 from mednext.networks import get_network
 from mednext.workflow.grid import Run
 
@@ -82,7 +82,8 @@ def paper_gpu_hours(network: str, config: Mapping[str, Any]) -> float:
     overrides = resources.get("hours_per_network", {})
     if network in overrides:
         return float(overrides[network])
-    base = re.sub(r"_(standard_resampling|scratch|twice)$", "", network)  # ablations train like their base
+    ablation = ablation_of_network(network)
+    base = network if ablation is None else ablation.modifies  # an ablation trains like the network it changes
     paper = _mednext_paper_hours()
     if base in paper:
         return paper[base]

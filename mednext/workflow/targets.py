@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mednext.ablations import ABLATIONS, get_ablation
 from mednext.data.registry import DATASETS, get_dataset
 from mednext.networks import get_network
 from mednext.workflow.grid import Run, ablation_runs, all_runs, main_runs
 from mednext.workflow.layout import Layout
 
-#: Target name -> the ablation networks it reruns and the networks they are compared with (Table 1 right).
-ABLATION_TARGETS: dict[str, tuple[str, ...]] = {
-    "ablation_resampling": ("MedNeXt-B_k3_standard_resampling", "MedNeXt-B_k3"),
-    "ablation_upkern": ("MedNeXt-B_k5_scratch", "MedNeXt-B_k5"),
-    "ablation_twice": ("MedNeXt-B_k3_twice", "MedNeXt-B_k5"),
-}
+
+def ablation_targets() -> list[str]:
+    """One Snakemake target per ablation of :data:`mednext.ablations.ABLATIONS` (``ablation_<key>``)."""
+    return [ablation.target for ablation in ABLATIONS]
 
 
 def dataset_key_of_folder(folder: str) -> str:
@@ -37,11 +36,11 @@ def all_metrics(config: Mapping[str, Any]) -> list[str]:
 
 
 def ablation_metrics(config: Mapping[str, Any], target: str) -> list[str]:
-    """Metrics a single ablation target needs: its networks on the ablation datasets, all folds."""
-    if target not in ABLATION_TARGETS:
-        raise KeyError(f"unknown ablation target {target!r}; known: {sorted(ABLATION_TARGETS)}")
+    """Metrics a single ablation target needs: its network and the one it is compared with on the
+    ablation datasets, all folds (KeyError for an unknown target)."""
+    networks = get_ablation(target).networks
     datasets = config.get("ablations", {}).get("datasets", [])
-    runs = [Run(d, n, f) for d in datasets for n in ABLATION_TARGETS[target] for f in config["folds"]]
+    runs = [Run(d, n, f) for d in datasets for n in networks for f in config["folds"]]
     return metrics_files(runs, Layout.from_config(config))
 
 

@@ -96,16 +96,13 @@ rule all_tables:
         targets.all_metrics(config),
 
 
-rule ablation_resampling:
-    input:
-        targets.ablation_metrics(config, "ablation_resampling"),
+# One target per entry of mednext.ablations.ABLATIONS (ablation_resampling, ablation_upkern, ...): the
+# ablation network and the network it is compared with, on the ablation datasets.
+for _ablation_target in targets.ablation_targets():
 
-
-rule ablation_upkern:
-    input:
-        targets.ablation_metrics(config, "ablation_upkern"),
-
-
-rule ablation_twice:
-    input:
-        targets.ablation_metrics(config, "ablation_twice"),
+    rule:
+        name:
+            _ablation_target
+        input:
+            targets.ablation_metrics(config, _ablation_target),
+        localrule: True
