@@ -62,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_convert_options(prepare)
     prepare.set_defaults(func=run_prepare)
 
+    link = actions.add_parser("link-raw", help="validate your own nnU-Net v2 raw folder and link it into nnU-Net raw")
+    link.add_argument("folder", type=Path, help="an nnU-Net v2 raw dataset folder, e.g. /data/nnUNet_raw/Dataset501_LiverToy")
+    link.add_argument("--raw-root", type=Path, default=None, help="nnU-Net raw folder (default $nnUNet_raw)")
+    link.set_defaults(func=run_link_raw)
+
     synthetic = actions.add_parser("synthetic", help="write the deterministic synthetic demo dataset")
     synthetic.add_argument("--raw-root", type=Path, default=None, help="nnU-Net raw folder (default $nnUNet_raw)")
     synthetic.add_argument("--dataset-id", type=int, default=990)
@@ -121,6 +126,14 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(prepare_dataset(args.name, args.downloads, args.raw_root, mirror=args.mirror,
                           synapse_ids=_synapse_ids(args.synapse_id), expected_cases=args.expected_cases,
                           overwrite=args.overwrite, retries=args.retries))
+    return 0
+
+
+def run_link_raw(args: argparse.Namespace) -> int:
+    from mednext.data.own_dataset import link_own_dataset
+    from mednext.data.prepare import nnunet_raw_root
+
+    print(link_own_dataset(args.folder, nnunet_raw_root(args.raw_root)))
     return 0
 
 

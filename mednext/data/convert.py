@@ -43,11 +43,11 @@ def _read(path: Path, case_id: str, what: str) -> sitk.Image:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise ConversionError(f"case {case_id}: cannot read {what} {path}: {str(exc).strip().splitlines()[-1]}") from exc
+        raise ConversionError(f"case {case_id}: cannot read {what} {path}: {str(exc).strip().splitlines()[-1]}", path) from exc
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise ConversionError(
             f"case {case_id}: expected a 3-D single-component {what}, found {image.GetDimension()}-D with "
-            f"{image.GetNumberOfComponentsPerPixel()} components in {path}"
+            f"{image.GetNumberOfComponentsPerPixel()} components in {path}", path
         )
     return image
 
@@ -75,9 +75,9 @@ def validate_case(case: RawCase, spec: DatasetSpec) -> tuple[list[sitk.Image], n
         )
     for channel, path in zip(spec.channel_names, case.images):
         if not path.is_file():
-            raise ConversionError(f"case {case.case_id}: missing modality {channel} (expected file {path})")
+            raise ConversionError(f"case {case.case_id}: missing modality {channel} (expected file {path})", path)
     if not case.label.is_file():
-        raise ConversionError(f"case {case.case_id}: missing label file (expected {case.label})")
+        raise ConversionError(f"case {case.case_id}: missing label file (expected {case.label})", case.label)
     images = [_read(p, case.case_id, f"{c} image") for c, p in zip(spec.channel_names, case.images)]
     label_image = _read(case.label, case.case_id, "label")
 
@@ -87,28 +87,28 @@ def validate_case(case: RawCase, spec: DatasetSpec) -> tuple[list[sitk.Image], n
         if shape != ref_shape:
             raise ConversionError(
                 f"case {case.case_id}: image/label shape mismatch: {channel} image {path.name} has shape {shape} "
-                f"(z, y, x), label {case.label.name} has {ref_shape}"
+                f"(z, y, x), label {case.label.name} has {ref_shape}", path
             )
         if not np.allclose(spacing, ref_spacing):  # nnU-Net's own tolerance (verify_dataset_integrity)
             raise ConversionError(
                 f"case {case.case_id}: image/label spacing mismatch: {channel} image {path.name} has spacing "
-                f"{_fmt(spacing)} mm (z, y, x), label {case.label.name} has {_fmt(ref_spacing)}"
+                f"{_fmt(spacing)} mm (z, y, x), label {case.label.name} has {_fmt(ref_spacing)}", path
             )
         n_nan = _count_nan(path, image)
         if n_nan:
-            raise ConversionError(f"case {case.case_id}: {channel} image {path.name} contains {n_nan} NaN voxels")
+            raise ConversionError(f"case {case.case_id}: {channel} image {path.name} contains {n_nan} NaN voxels", path)
 
     label = sitk.GetArrayFromImage(label_image)
     if np.issubdtype(label.dtype, np.floating):
         if _count_nan(case.label, label_image) or not np.array_equal(label, np.round(label)):
-            raise ConversionError(f"case {case.case_id}: label {case.label.name} has non-integer or NaN values")
+            raise ConversionError(f"case {case.case_id}: label {case.label.name} has non-integer or NaN values", case.label)
         label = label.astype(np.int64)
     found = sorted(int(v) for v in np.unique(label))
     unexpected = [v for v in found if v not in spec.source_label_values]
     if unexpected:
         raise ConversionError(
             f"case {case.case_id}: label values {unexpected} out of range in {case.label.name}; expected a subset of "
-            f"{list(spec.source_label_values)}, found {found}"
+            f"{list(spec.source_label_values)}, found {found}", case.label
         )
     table = spec.remap()
     lut = np.zeros(max(table) + 1, dtype=np.uint8)

@@ -27,4 +27,11 @@ class CredentialsMissingError(DataError):
 
 
 class ConversionError(DataError):
-    """A case (or the dataset as a whole) failed validation while converting to nnU-Net raw."""
+    """A case (or the dataset as a whole) failed validation while converting to nnU-Net raw.
+
+    ``path``: the offending file, where one is to blame (e.g. the image whose grid differs from its label).
+    """
+
+    def __init__(self, message: str, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path

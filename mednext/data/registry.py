@@ -93,6 +93,9 @@ class DatasetSpec:
     label_remap: tuple[tuple[int, int], ...] = ()
     credential_env: str | None = None
     notes: str = ""
+    #: An existing nnU-Net v2 raw folder the dataset is linked from instead of downloaded (a config's
+    #: own dataset, :mod:`mednext.data.own_dataset`).
+    nnunet_raw: str | None = None
 
     @property
     def folder_name(self) -> str:
@@ -280,6 +283,22 @@ def get_dataset(name: str) -> DatasetSpec:
             return spec
     known = ", ".join(f"{s.key} ({s.folder_name})" for s in DATASETS.values())
     raise UnknownDatasetError(f"unknown dataset {name!r}; expected one of: {known}")
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` (a config's own dataset) to :data:`DATASETS` for this process and return it.
+
+    Registering the same spec again is a no-op; a key, folder or dataset id another entry already
+    uses is an error (nnU-Net finds a dataset by its id alone).
+    """
+    if DATASETS.get(spec.key) == spec:
+        return spec
+    for other in DATASETS.values():
+        if spec.key == other.key or spec.key == other.nnunet_name.lower() or spec.dataset_id == other.dataset_id:
+            raise ValueError(f"dataset {spec.key!r} ({spec.folder_name}) clashes with registered dataset "
+                             f"{other.key!r} ({other.folder_name}): choose another name or dataset id")
+    DATASETS[spec.key] = spec
+    return spec
 
 
 def regions_outside_mean(name: str) -> frozenset[str]:

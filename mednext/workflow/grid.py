@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from mednext.data.registry import get_dataset
+from mednext.data.registry import get_dataset, register_dataset
 from mednext.networks import get_network
 
 
@@ -27,9 +28,45 @@ class ConfigError(ValueError):
     """The workflow config names something the registries do not know."""
 
 
+def dataset_name(entry: str | Mapping[str, Any]) -> str:
+    """The dataset name of a config ``datasets`` entry: a registry key, or an own dataset's ``name``."""
+    return entry if isinstance(entry, str) else str(entry["name"])
+
+
+def dataset_names(entries: Iterable[str | Mapping[str, Any]]) -> list[str]:
+    """The names of config ``datasets`` entries, in order."""
+    return [dataset_name(entry) for entry in entries]
+
+
+def register_own_datasets(config: Mapping[str, Any], source: str = "config") -> list[str]:
+    """Validate and register (for this process) every own nnU-Net raw dataset of ``config["datasets"]``
+    (entries ``{name, nnunet_raw, regions?}``); return their names. A folder that passed before is not
+    read again (signature file under ``paths.nnunet``)."""
+    from mednext.data.errors import DataError
+    from mednext.data.own_dataset import own_dataset_spec
+
+    cache_dir = Path(config["paths"]["nnunet"]) / "own_datasets_checked" if "paths" in config else None
+    names = []
+    for entry in config.get("datasets", []):
+        if isinstance(entry, str):
+            continue
+        try:
+            spec = own_dataset_spec(str(entry["name"]), entry["nnunet_raw"], entry.get("regions"), cache_dir=cache_dir)
+            register_dataset(spec)
+        except (DataError, ValueError) as error:
+            raise ConfigError(f"{source}: {error}") from None
+        names.append(spec.key)
+    return names
+
+
 def check_config(config: Mapping[str, Any], source: str = "config") -> None:
-    """Raise :class:`ConfigError` naming ``source`` if a dataset or network is unknown to the registries."""
-    for key in config.get("datasets", []) + config.get("ablations", {}).get("datasets", []):
+    """Raise :class:`ConfigError` naming ``source`` if a dataset or network is unknown to the registries.
+
+    Own nnU-Net raw datasets in ``datasets`` are validated and registered first
+    (:func:`register_own_datasets`), so ablations may name them too.
+    """
+    register_own_datasets(config, source)
+    for key in dataset_names(config.get("datasets", [])) + config.get("ablations", {}).get("datasets", []):
         try:
             get_dataset(key)
         except KeyError as error:
@@ -47,7 +84,7 @@ def _product(datasets: Iterable[str], networks: Iterable[str], folds: Iterable[i
 
 def main_runs(config: Mapping[str, Any]) -> list[Run]:
     """Table 2: every dataset x network x fold of the config."""
-    return _product(config["datasets"], config["networks"], config["folds"])
+    return _product(dataset_names(config["datasets"]), config["networks"], config["folds"])
 
 
 def ablation_runs(config: Mapping[str, Any]) -> list[Run]:
@@ -85,4 +122,4 @@ def configurations_for(config: Mapping[str, Any], dataset: str) -> list[str]:
 
 def datasets_of(config: Mapping[str, Any]) -> list[str]:
     """Every dataset the config trains on (main and ablations), in config order."""
-    return list(dict.fromkeys([*config["datasets"], *config.get("ablations", {}).get("datasets", [])]))
+    return list(dict.fromkeys([*dataset_names(config["datasets"]), *config.get("ablations", {}).get("datasets", [])]))

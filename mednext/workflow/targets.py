@@ -62,3 +62,14 @@ def training_checkpoints(config: Mapping[str, Any]) -> list[str]:
     """Every checkpoint of the config's runs (main, ablations and UpKern parents)."""
     layout = Layout.from_config(config)
     return [layout.checkpoint(run) for run in all_runs(config)]
+
+
+def prepare_dataset_args(dataset: str, layout: Layout) -> str:
+    """Arguments of ``mednext-repro data`` that put ``dataset`` into the nnU-Net raw folder: an own
+    nnU-Net raw folder is linked (``link-raw``), a registry dataset downloaded and converted (``prepare``)."""
+    import shlex
+
+    spec = get_dataset(dataset)
+    if spec.nnunet_raw is not None:
+        return shlex.join(["link-raw", spec.nnunet_raw, "--raw-root", str(layout.raw)])
+    return shlex.join(["prepare", spec.key, "--downloads", str(layout.downloads), "--raw-root", str(layout.raw)])

@@ -1,4 +1,5 @@
-# Dataset download and conversion to nnU-Net raw (the synthetic set is generated instead).
+# Dataset download and conversion to nnU-Net raw (the synthetic set is generated instead, a config's own
+# nnU-Net raw folder linked).
 
 
 rule prepare_dataset:
@@ -7,9 +8,9 @@ rule prepare_dataset:
     log:
         f"{LOGS}/data/{{dataset_folder}}.log",
     params:
-        key=dataset_key,
+        args=lambda wc: targets.prepare_dataset_args(dataset_key(wc), LAYOUT),  # download+convert, or link your own
     resources:
         runtime=lambda wc, attempt: RES["data_runtime_min"] * attempt,
         mem_mb=RES["data_mem_mb"],
     shell:
-        "{PY} data prepare {params.key} --downloads {LAYOUT.downloads} --raw-root {LAYOUT.raw} > {log} 2>&1"
+        "{PY} data {params.args} > {log} 2>&1"
