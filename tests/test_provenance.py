@@ -210,7 +210,7 @@ def _fake_nnunet(calls: list[str], crash_first: bool):
 
 
 def _train_args(tmp_path: Path) -> list[str]:
-    return ["train", "--dataset-id", "999", "--network", "MedNeXt-S_k3", "--fold", "0", "--device", "cpu",
+    return ["train", "--dataset", "999", "--network", "MedNeXt-S_k3", "--fold", "0", "--device", "cpu",
             "--epochs", "3", "--iters", "2", "--workers", "1", "--no-tta-mirroring"]
 
 

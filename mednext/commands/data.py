@@ -7,6 +7,8 @@ import inspect
 import os
 from pathlib import Path
 
+from mednext.commands import add_dataset_argument
+
 DEFAULT_DOWNLOADS = Path("data/downloads")
 
 
@@ -21,7 +23,7 @@ def _synapse_ids(pairs: list[str]) -> dict[str, str]:
 
 
 def _add_fetch_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="dataset key (btcv, amos22, kits19, brats21, synthetic), folder name or id")
+    add_dataset_argument(parser)
     parser.add_argument("--downloads", type=Path, default=DEFAULT_DOWNLOADS,
                         help=f"download cache; files go to <downloads>/<key>/files (default {DEFAULT_DOWNLOADS})")
     parser.add_argument("--mirror", default=None,
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     download.set_defaults(func=run_download)
 
     convert = actions.add_parser("convert", help="validate and convert a downloaded dataset to nnU-Net raw")
-    convert.add_argument("name", help="dataset key, folder name or id")
+    add_dataset_argument(convert)
     convert.add_argument("--downloads", type=Path, default=DEFAULT_DOWNLOADS, help="download cache (see download)")
     convert.add_argument("--source", type=Path, default=None,
                          help="raw-layout tree to convert (default <downloads>/<key>/source)")
@@ -83,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic.set_defaults(func=run_synthetic)
 
     splits = actions.add_parser("splits", help="write splits_final.json (KFold 5, shuffle, seed 12345)")
-    splits.add_argument("folder", help="dataset folder name (DatasetXXX_Name), registry key or id")
+    add_dataset_argument(splits)
     splits.add_argument("--raw-root", type=Path, default=None,
                         help="take case ids from <raw-root>/<folder>/labelsTr (default $nnUNet_raw if it has it)")
     splits.add_argument("--preprocessed-root", type=Path, default=None,
@@ -104,7 +106,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from mednext.data.prepare import download_dataset
 
-    source = download_dataset(args.name, args.downloads, mirror=args.mirror, synapse_ids=_synapse_ids(args.synapse_id),
+    source = download_dataset(args.dataset, args.downloads, mirror=args.mirror, synapse_ids=_synapse_ids(args.synapse_id),
                               retries=args.retries)
     print(source)
     return 0
@@ -114,7 +116,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from mednext.data.prepare import convert_dataset
     from mednext.data.registry import get_dataset
 
-    spec = get_dataset(args.name)
+    spec = get_dataset(args.dataset)
     source = args.source or args.downloads / spec.key / "source"
     print(convert_dataset(spec, source, args.raw_root, expected_cases=args.expected_cases, overwrite=args.overwrite))
     return 0
@@ -123,7 +125,7 @@ def run_convert(args: argparse.Namespace) -> int:
 def run_prepare(args: argparse.Namespace) -> int:
     from mednext.data.prepare import prepare_dataset
 
-    print(prepare_dataset(args.name, args.downloads, args.raw_root, mirror=args.mirror,
+    print(prepare_dataset(args.dataset, args.downloads, args.raw_root, mirror=args.mirror,
                           synapse_ids=_synapse_ids(args.synapse_id), expected_cases=args.expected_cases,
                           overwrite=args.overwrite, retries=args.retries))
     return 0
@@ -147,22 +149,11 @@ def run_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
-def _folder_name(value: str) -> str:
-    from mednext.data.errors import UnknownDatasetError
-    from mednext.data.registry import get_dataset
-
-    if value.startswith("Dataset"):
-        return value
-    try:
-        return get_dataset(value).folder_name
-    except UnknownDatasetError as exc:
-        raise SystemExit(str(exc)) from exc
-
-
 def run_splits(args: argparse.Namespace) -> int:
     from mednext.data.splits import case_ids_from_raw, write_splits_final
+    from mednext.nnunet.paths import dataset_folder_of
 
-    folder = _folder_name(args.folder)
+    folder = dataset_folder_of(args.dataset)
     pre_root = args.preprocessed_root or (Path(os.environ["nnUNet_preprocessed"]) if "nnUNet_preprocessed" in os.environ else None)
     if pre_root is None:
         raise SystemExit("no --preprocessed-root given and nnUNet_preprocessed is not set")

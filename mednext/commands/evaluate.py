@@ -1,12 +1,12 @@
-"""Evaluation sub-commands: ``evaluate`` (score a prediction folder into a tidy CSV), ``summarize``
-(per-fold and cross-fold summaries), ``predict-ensemble`` (5-fold test-set prediction),
-``package-submission`` (challenge naming + zip) and ``record-leaderboard``."""
+"""``evaluate``: score a prediction folder against ground truth into a tidy per-case CSV (DSC, surface
+Dice, HD95 per region), check it against nnU-Net's own validation Dice, and record its provenance."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
+from mednext.commands import DATASET_HELP, add_dataset_argument, dataset_label
 from mednext.evaluation.metrics import SPACING_MODES, label_regions, region_presets
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             raise SystemExit(f"evaluate: --splits: {error}") from None
     started = utc_now()
     run = evaluate_folder(
-        args.gt, args.pred, args.out, dataset=args.dataset, network=args.network, fold=args.fold,
+        args.gt, args.pred, args.out, dataset=dataset_label(args.dataset), network=args.network, fold=args.fold,
         regions=_regions_from_args(args), allowed_labels=args.allowed_labels,
         spacing_modes=args.spacing_modes, tolerance_mm=args.tolerance, workers=args.workers,
         spacing_tolerance_mm=args.spacing_tolerance, cases=cases,
@@ -88,59 +88,19 @@ def _write_provenance(args: argparse.Namespace, started, recomputed: bool) -> No
 
     if not recomputed and (Path(args.out).parent / PROVENANCE_FILE).is_file():
         return  # the metrics and their record are from an earlier run
-    identity = {"dataset": args.dataset, "network": args.network, "fold": args.fold, "metrics": Path(args.out).name}
+    identity = {"dataset": dataset_label(args.dataset), "network": args.network, "fold": args.fold, "metrics": Path(args.out).name}
     job = {"regions": args.regions, "region_preset": args.region_preset, "labels": args.labels,
            "spacing_modes": args.spacing_modes, "tolerance_mm": args.tolerance, "workers": args.workers}
     record = evaluation_record(identity, job, started, utc_now(), args.fold_dir, recomputed)
     write_evaluation_provenance(args.out, record, args.fold_dir)
 
 
-def _run_summarize(args: argparse.Namespace) -> int:
-    from mednext.evaluation.results import write_summaries
-
-    for path in write_summaries(args.csv, args.out_dir):
-        print(path)
-    return 0
-
-
-def _run_predict(args: argparse.Namespace) -> int:
-    from mednext.evaluation.ensemble import predict_test_set
-
-    out = predict_test_set(args.model_dir, args.input, args.output, folds=args.folds, checkpoint=args.checkpoint,
-                           device=args.device, num_processes=args.processes)
-    print(out)
-    return 0
-
-
-def _run_package(args: argparse.Namespace) -> int:
-    from mednext.evaluation.submission import package_submission
-
-    names = package_submission(args.pred, args.challenge, args.out)
-    print(f"{args.out}: {len(names)} files")
-    return 0
-
-
-def _run_record(args: argparse.Namespace) -> int:
-    from mednext.evaluation.leaderboard import record_leaderboard_score
-
-    table = record_leaderboard_score(args.csv, args.dataset, args.network, args.metric, args.value,
-                                     split=args.split, submission=args.submission, note=args.note)
-    print(f"{args.csv}: {len(table)} scores recorded")
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the evaluation sub-commands to the project CLI."""
-    _add_evaluate(subparsers)
-    _add_others(subparsers)
-
-
-def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="score a prediction folder against ground truth into a tidy CSV")
     p.add_argument("--gt", required=True, help="folder of ground-truth label maps (<case>.nii.gz)")
     p.add_argument("--pred", required=True, help="folder of predictions with the same file names")
     p.add_argument("--out", required=True, help="tidy CSV to write")
-    p.add_argument("--dataset", required=True)
+    add_dataset_argument(p, help=f"{DATASET_HELP}; results are filed under its registry key (or the name as given)")
     p.add_argument("--network", required=True)
     p.add_argument("--fold", required=True, help="fold number, or e.g. 'test' / 'ensemble'")
     p.add_argument("--splits", help="nnU-Net splits_final.json: score only the validation cases of --fold")
@@ -158,40 +118,3 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--spacing-tolerance", type=float, default=1e-3, help="allowed spacing mismatch in mm")
     p.add_argument("--workers", type=int, default=1, help="cases scored in parallel processes")
     p.set_defaults(func=_run_evaluate)
-
-
-def _add_others(subparsers: argparse._SubParsersAction) -> None:
-    from mednext.evaluation.leaderboard import DEFAULT_LEADERBOARD_CSV
-    from mednext.evaluation.submission import CHALLENGES
-
-    s = subparsers.add_parser("summarize", help="per-fold and cross-fold summaries of tidy result CSVs")
-    s.add_argument("csv", nargs="+", help="tidy result CSVs (from 'evaluate')")
-    s.add_argument("--out-dir", required=True)
-    s.set_defaults(func=_run_summarize)
-
-    e = subparsers.add_parser("predict-ensemble", help="predict test images with the 5-fold nnU-Net ensemble")
-    e.add_argument("--model-dir", required=True, help="nnU-Net training output folder (holds fold_0 ... fold_4)")
-    e.add_argument("--input", required=True, help="folder of test images <case>_0000.nii.gz")
-    e.add_argument("--output", required=True)
-    e.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    e.add_argument("--checkpoint", default="checkpoint_final.pth")
-    e.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    e.add_argument("--processes", type=int, default=2)
-    e.set_defaults(func=_run_predict)
-
-    k = subparsers.add_parser("package-submission", help="rename/relabel predictions per challenge and zip them")
-    k.add_argument("--pred", required=True, help="folder of <case>.nii.gz predictions")
-    k.add_argument("--challenge", required=True, choices=sorted(CHALLENGES))
-    k.add_argument("--out", required=True, help="zip file to write")
-    k.set_defaults(func=_run_package)
-
-    r = subparsers.add_parser("record-leaderboard", help="record a score returned by a challenge leaderboard")
-    r.add_argument("--csv", default=str(DEFAULT_LEADERBOARD_CSV))
-    r.add_argument("--dataset", required=True)
-    r.add_argument("--network", required=True)
-    r.add_argument("--metric", required=True, help="e.g. DSC, NSD, HD95")
-    r.add_argument("--value", required=True, type=float)
-    r.add_argument("--split", default="test")
-    r.add_argument("--submission", default="", help="the submitted zip or an id")
-    r.add_argument("--note", default="")
-    r.set_defaults(func=_run_record)

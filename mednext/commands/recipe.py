@@ -11,14 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
+from mednext.commands import DATASET_HELP, add_dataset_argument
 from mednext.nnunet.paths import DEFAULT_PLANS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("recipe", help="print the effective training recipe of a (dataset, network) run")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="dataset key (kits19), id (40) or nnU-Net folder (Dataset040_KiTS19); "
-                                          "plans under $nnUNet_preprocessed")
+    add_dataset_argument(source, required=False, help=f"{DATASET_HELP}; plans under $nnUNet_preprocessed")
     source.add_argument("--plans", type=Path, help="a plans file to read directly (dataset.json must sit beside it)")
     parser.add_argument("--network", required=True, help="registry name, e.g. MedNeXt-B_k5 (mednext.networks)")
     parser.add_argument("--fold", default="0", help="fold 0-4 or 'all' (default 0; decides the UpKern parent path)")
@@ -34,25 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def plans_path(dataset: str, plans_name: str) -> Path:
     """``$nnUNet_preprocessed/<DatasetXXX_Name>/<plans_name>.json`` for a key, id or folder name."""
-    from mednext.nnunet.paths import require_env
+    from mednext.nnunet.paths import dataset_folder_of, require_env
 
     preprocessed = require_env("nnUNet_preprocessed")
-    text = str(dataset).strip()
-    if text.startswith("Dataset"):
-        folder = text
-    else:
-        from mednext.data.registry import get_dataset
-        from mednext.data.errors import UnknownDatasetError
-
-        try:
-            folder = get_dataset(text).folder_name
-        except UnknownDatasetError:
-            if not text.isdigit():
-                raise
-            matches = sorted(p.name for p in preprocessed.glob(f"Dataset{int(text):03d}_*"))
-            if not matches:
-                raise FileNotFoundError(f"no dataset with id {text} under {preprocessed}") from None
-            folder = matches[0]
+    folder = dataset_folder_of(dataset)
     return preprocessed / folder / f"{plans_name}.json"
 
 

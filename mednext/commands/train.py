@@ -6,6 +6,7 @@ import argparse
 import logging
 import subprocess
 
+from mednext.commands import add_dataset_argument_with_legacy_id
 from mednext.nnunet.paths import DEFAULT_PLANS
 
 log = logging.getLogger(__name__)
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments naming one run: dataset, network, fold, plans, configuration, device."""
-    parser.add_argument("--dataset-id", type=int, required=True, help="nnU-Net dataset id")
+    add_dataset_argument_with_legacy_id(parser)
     parser.add_argument("--network", required=True, help="registry name, e.g. MedNeXt-B_k5 (mednext.networks)")
     parser.add_argument("--fold", required=True, help="fold 0-4 or 'all'")
     parser.add_argument("--plans-name", default=DEFAULT_PLANS, help=f"plans identifier (default {DEFAULT_PLANS})")
@@ -22,10 +23,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_spec(args: argparse.Namespace):  # -> RunSpec
+    from mednext.nnunet.paths import dataset_id_of
     from mednext.nnunet.runner import RunSpec
 
     fold = args.fold if args.fold == "all" else int(args.fold)
-    return RunSpec(args.dataset_id, args.network, fold, args.plans_name, args.configuration)
+    return RunSpec(dataset_id_of(args.dataset), args.network, fold, args.plans_name, args.configuration)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

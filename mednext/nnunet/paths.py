@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -40,6 +41,47 @@ def require_env(name: str, environ: Mapping[str, str] | None = None) -> Path:
     if not value:
         raise RuntimeError(f"environment variable {name} is not set; nnU-Net needs {', '.join(NNUNET_PATH_VARS)}")
     return Path(value)
+
+
+def dataset_id_of(identifier: int | str) -> int:
+    """nnU-Net dataset id of ``identifier``: a registry key (``kits19``), an id (``40``) or a folder name
+    (``Dataset040_KiTS19``, also of a dataset the registry does not know); the one ``--dataset`` of the CLI."""
+    from mednext.data.errors import UnknownDatasetError
+    from mednext.data.registry import get_dataset
+
+    text = str(identifier).strip()
+    try:
+        return get_dataset(text).dataset_id
+    except UnknownDatasetError:
+        folder = re.fullmatch(r"Dataset(\d{3})_\w+", text)
+        if folder:
+            return int(folder.group(1))
+        if text.isdigit():
+            return int(text)
+        raise
+
+
+def dataset_folder_of(identifier: int | str) -> str:
+    """nnU-Net folder name (``Dataset040_KiTS19``) of a registry key, id or folder name.
+
+    A registered dataset's folder comes from the registry; an id the registry does not know is looked
+    up by nnU-Net in ``$nnUNet_raw`` / ``$nnUNet_preprocessed`` / ``$nnUNet_results``.
+    """
+    from mednext.data.errors import UnknownDatasetError
+    from mednext.data.registry import get_dataset
+
+    text = str(identifier).strip()
+    try:
+        return get_dataset(text).folder_name
+    except UnknownDatasetError:
+        if re.fullmatch(r"Dataset\d{3}_\w+", text):
+            return text
+        if not text.isdigit():
+            raise
+    try:
+        return dataset_name(text)
+    except RuntimeError as error:  # nnU-Net: no folder with that id anywhere
+        raise UnknownDatasetError(f"dataset id {text}: {error}") from None
 
 
 def dataset_name(dataset_id: int | str) -> str:

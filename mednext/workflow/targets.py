@@ -72,4 +72,4 @@ def prepare_dataset_args(dataset: str, layout: Layout) -> str:
     spec = get_dataset(dataset)
     if spec.nnunet_raw is not None:
         return shlex.join(["link-raw", spec.nnunet_raw, "--raw-root", str(layout.raw)])
-    return shlex.join(["prepare", spec.key, "--downloads", str(layout.downloads), "--raw-root", str(layout.raw)])
+    return shlex.join(["prepare", "--dataset", spec.key, "--downloads", str(layout.downloads), "--raw-root", str(layout.raw)])

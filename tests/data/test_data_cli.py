@@ -26,7 +26,7 @@ def test_synthetic_then_splits(tmp_path: Path, nnunet_env, capsys) -> None:
     folder = nnunet_env["nnUNet_raw"] / "Dataset990_SyntheticAbdomen"
     assert capsys.readouterr().out.strip() == str(folder)
     assert len(list((folder / "imagesTr").iterdir())) == 6
-    assert run_cli(["data", "splits", "synthetic"]) == 0
+    assert run_cli(["data", "splits", "--dataset", "synthetic"]) == 0
     splits = json.loads((nnunet_env["nnUNet_preprocessed"] / folder.name / "splits_final.json").read_text())
     assert splits == kfold_splits([f"synth_{i:03d}" for i in range(6)])
 
@@ -35,7 +35,7 @@ def test_prepare_through_env_mirror_and_list(tmp_path: Path, nnunet_env, http_se
     body, labels = rf.amos22_archive()
     serve_amos(http_server, body)
     monkeypatch.setenv("MEDNEXT_DATA_MIRROR", http_server.url)
-    assert run_cli(["data", "prepare", "amos22", "--downloads", str(tmp_path / "dl"), "--expected-cases", "3"]) == 0
+    assert run_cli(["data", "prepare", "--dataset", "amos22", "--downloads", str(tmp_path / "dl"), "--expected-cases", "3"]) == 0
     folder = nnunet_env["nnUNet_raw"] / "Dataset222_AMOS22CT"
     assert sorted(p.name[:-7] for p in (folder / "labelsTr").iterdir()) == sorted(labels)
     assert "/records/7155725/files/amos22.zip" in http_server.paths_requested()
@@ -47,7 +47,7 @@ def test_prepare_through_env_mirror_and_list(tmp_path: Path, nnunet_env, http_se
 
 def test_bad_synapse_id_argument() -> None:
     with pytest.raises(SystemExit, match="expects FILE=synNNN"):
-        run_cli(["data", "download", "brats21", "--synapse-id", "x.tar=123"])
+        run_cli(["data", "download", "--dataset", "brats21", "--synapse-id", "x.tar=123"])
 
 
 def test_console_error_is_one_line_without_traceback(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_console_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "SYNAPSE_AUTH_TOKEN"}
-    result = subprocess.run([sys.executable, "-m", "mednext", "data", "download", "btcv", "--downloads", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "mednext", "data", "download", "--dataset", "btcv", "--downloads", str(tmp_path)],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -79,7 +79,7 @@ def test_bad_fingerprint_is_rejected() -> None:
 def _plan(dataset_id: int, plans_name: str, patch: int) -> dict:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["plan", "--dataset-id", str(dataset_id), "--plans-name", plans_name, "--no-preprocess",
+        assert main(["plan", "--dataset", str(dataset_id), "--plans-name", plans_name, "--no-preprocess",
                      "--num-processes", "1", "--patch-size", str(patch), str(patch), str(patch)]) == 0
     return json.loads(Path(out.getvalue().strip().splitlines()[-1]).read_text())
 

@@ -35,9 +35,9 @@ def _epochs(log: str) -> list[int]:
 def test_sigterm_saves_mid_run_and_the_rerun_resumes_at_that_epoch(tmp_path: Path, monkeypatch, caplog) -> None:
     dirs = set_nnunet_env(monkeypatch, tmp_path)
     write_small_dataset(dirs["nnUNet_raw"], shape=(12, 20, 20))
-    assert main(["plan", "--dataset-id", str(DATASET_ID), "--plans-name", PLANS, "--patch-size", "32", "16", "16",
+    assert main(["plan", "--dataset", str(DATASET_ID), "--plans-name", PLANS, "--patch-size", "32", "16", "16",
                  "--patch-size-2d", "16", "16", "--configurations", "3d_fullres", "--num-processes", "1"]) == 0
-    argv = ["train", "--dataset-id", str(DATASET_ID), "--network", NETWORK, "--fold", "0", "--plans-name", PLANS,
+    argv = ["train", "--dataset", str(DATASET_ID), "--network", NETWORK, "--fold", "0", "--plans-name", PLANS,
             "--device", "cpu", "--epochs", str(EPOCHS), "--iters", "3", "--val-iters", "1", "--save-every", "1000",
             "--no-tta-mirroring"]
     fold_dir = RunSpec(DATASET_ID, NETWORK, 0, PLANS).fold_dir()

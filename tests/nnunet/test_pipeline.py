@@ -41,7 +41,7 @@ def _fold_dir(network: str, fold: int = 0) -> Path:
 
 
 def _train_argv(network: str, fold: int, schedule: list[str]) -> list[str]:
-    return ["train", "--dataset-id", str(DATASET_ID), "--network", network, "--fold", str(fold),
+    return ["train", "--dataset", str(DATASET_ID), "--network", network, "--fold", str(fold),
             "--plans-name", PLANS, "--device", "cpu", *schedule]
 
 
@@ -54,7 +54,7 @@ def _epochs_in_log(log: Path) -> list[int]:
 
 
 def _predict(network: str, output: Path) -> None:
-    assert main(["predict", "--dataset-id", str(DATASET_ID), "--network", network, "--fold", "0",
+    assert main(["predict", "--dataset", str(DATASET_ID), "--network", network, "--fold", "0",
                  "--plans-name", PLANS, "--device", "cpu", "--output", str(output), "--disable-tta"]) == 0
 
 
@@ -64,7 +64,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
     with pytest.MonkeyPatch.context() as mp:
         dirs = set_nnunet_env(mp, tmp_path_factory.mktemp("nnunet"))
         write_small_dataset(dirs["nnUNet_raw"], shape=(12, 20, 20))
-        assert main(["plan", "--dataset-id", str(DATASET_ID), "--plans-name", PLANS, "--patch-size", *PATCH,
+        assert main(["plan", "--dataset", str(DATASET_ID), "--plans-name", PLANS, "--patch-size", *PATCH,
                      "--patch-size-2d", "16", "16", "--configurations", "3d_fullres", "--num-processes", "1"]) == 0
         mp.setenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", "1")
         _train("MedNeXt-S_k3")

@@ -24,7 +24,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
         write_small_dataset(dirs["nnUNet_raw"])
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            assert main(["plan", "--dataset-id", str(DATASET_ID), "--no-preprocess", "--num-processes", "1"]) == 0
+            assert main(["plan", "--dataset", str(DATASET_ID), "--no-preprocess", "--num-processes", "1"]) == 0
         yield dirs, out.getvalue()
 
 
@@ -61,7 +61,7 @@ def test_paper_plans_on_anisotropic_dataset(plans_env: dict[str, Path], planned:
 
 
 def test_plans_patch_not_divisible_by_16_is_rejected_for_mednext(plans_env: dict[str, Path]) -> None:
-    assert main(["plan", "--dataset-id", str(DATASET_ID), "--plans-name", "nnUNetPlans_p24", "--no-preprocess",
+    assert main(["plan", "--dataset", str(DATASET_ID), "--plans-name", "nnUNetPlans_p24", "--no-preprocess",
                  "--patch-size", "24", "24", "24", "--num-processes", "1"]) == 0
     plans = PlansManager(str(plans_env["nnUNet_preprocessed"] / "Dataset990_SyntheticAbdomen" / "nnUNetPlans_p24.json"))
     config = plans.get_configuration("3d_fullres")
@@ -73,5 +73,5 @@ def test_plans_patch_not_divisible_by_16_is_rejected_for_mednext(plans_env: dict
     assert type(network).__name__ == "PlainConvUNet"
     # A patch nnU-Net's topology would silently enlarge is refused instead.
     with pytest.raises(ValueError, match=r"patch \[30, 30, 30\].*would use \[32, 32, 32\]"):
-        main(["plan", "--dataset-id", str(DATASET_ID), "--plans-name", "nnUNetPlans_p30", "--no-preprocess",
+        main(["plan", "--dataset", str(DATASET_ID), "--plans-name", "nnUNetPlans_p30", "--no-preprocess",
               "--patch-size", "30", "30", "30", "--num-processes", "1"])

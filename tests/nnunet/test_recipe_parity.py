@@ -44,7 +44,7 @@ def plans_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         write_synthetic_dataset(dirs["nnUNet_raw"], dataset_id=KITS.dataset_id, name=KITS.nnunet_name, n_cases=2,
                                 shape=(12, 40, 40))
         with contextlib.redirect_stdout(io.StringIO()):
-            assert main(["plan", "--dataset-id", str(KITS.dataset_id), "--no-preprocess", "--num-processes", "1"]) == 0
+            assert main(["plan", "--dataset", str(KITS.dataset_id), "--no-preprocess", "--num-processes", "1"]) == 0
         yield dirs["nnUNet_preprocessed"] / KITS.folder_name / "nnUNetPlans_1mm.json"
 
 

@@ -204,7 +204,7 @@ def test_missing_optional_training_keys_get_schema_defaults_not_demo_values(tmp_
     path = tmp_path / "paper_min.yaml"
     path.write_text(yaml.safe_dump(config))
     out = run_snakemake("all_tables", "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(path)).stdout
-    command = next(line for line in out.splitlines() if " train --dataset-id" in line)
+    command = next(line for line in out.splitlines() if " train --dataset " in line)
     assert "--epochs 1000 --iters 250" in command
     assert "--checkpoint-minutes 30 --gradient-checkpointing auto --autocast-dtype float16" in command
     assert "--channels-last" not in command

@@ -10,7 +10,6 @@ rule plan_and_preprocess:
     log:
         f"{LOGS}/plan/{{dataset_folder}}.log",
     params:
-        dataset_id=lambda wc: get_dataset(dataset_key(wc)).dataset_id,
         configurations=lambda wc: " ".join(configurations_for(config, dataset_key(wc))),
         planning=config["planning"],
     threads: config["planning"]["processes"]
@@ -18,8 +17,8 @@ rule plan_and_preprocess:
         runtime=lambda wc, attempt: RES["data_runtime_min"] * attempt,
         mem_mb=RES["data_mem_mb"],
     shell:
-        "({PY} plan --dataset-id {params.dataset_id} --plans-name {config[plans]}"
+        "({PY} plan --dataset {wildcards.dataset_folder} --plans-name {config[plans]}"
         " --patch-size {params.planning[patch_3d]} --patch-size-2d {params.planning[patch_2d]}"
         " --batch-size {params.planning[batch_3d]} --batch-size-2d {params.planning[batch_2d]}"
         " --configurations {params.configurations} --num-processes {threads}"
-        " && {PY} data splits {wildcards.dataset_folder}) > {log} 2>&1"
+        " && {PY} data splits --dataset {wildcards.dataset_folder}) > {log} 2>&1"

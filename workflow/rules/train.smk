@@ -14,7 +14,6 @@ rule train:
         f"{LOGS}/train/{{dataset_folder}}/{{trainer}}__{{configuration}}/fold_{{fold}}.log",
     params:
         run=train_run,
-        dataset_id=lambda wc: get_dataset(train_run(wc).dataset).dataset_id,
         training=config["training"],
         mirroring="" if config["training"]["tta_mirroring"] else "--no-tta-mirroring",
         knobs=training_knob_args(config["training"]),
@@ -26,7 +25,7 @@ rule train:
         runtime=lambda wc, attempt: res.train_runtime_minutes(train_run(wc).network, config, attempt),
         mem_mb=lambda wc: res.train_mem_mb(train_run(wc).network, config),
     shell:
-        "{PY} train --dataset-id {params.dataset_id} --network {params.run.network} --fold {wildcards.fold}"
+        "{PY} train --dataset {wildcards.dataset_folder} --network {params.run.network} --fold {wildcards.fold}"
         " --plans-name {config[plans]} --configuration {wildcards.configuration} --device {config[device]}"
         " --epochs {params.training[epochs]} --iters {params.training[iterations_per_epoch]}"
         " --val-iters {params.training[val_iterations]} --save-every {params.training[save_every]}"

@@ -1,0 +1,67 @@
+"""The CLI's shape (issue 14): one module per command, one ``--dataset`` identifier everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import mednext.commands
+from mednext.cli import build_parser
+from mednext.data.errors import UnknownDatasetError
+from mednext.nnunet.paths import dataset_folder_of, dataset_id_of
+
+#: Commands that name a dataset (``data synthetic`` creates one: its ``--dataset-id`` is the id to write).
+NAMES_A_DATASET = {"train", "predict", "plan", "recipe", "evaluate", "record-leaderboard",
+                   "data download", "data convert", "data prepare", "data splits"}
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                nested = _commands(sub, f"{prefix}{name} ")
+                found.update(nested or {f"{prefix}{name}": sub})
+    return found
+
+
+def test_each_command_module_registers_one_command() -> None:
+    for info in pkgutil.iter_modules(mednext.commands.__path__):
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"mednext.commands.{info.name}").register(subparsers)
+        assert len(subparsers.choices) == 1, (info.name, sorted(subparsers.choices))
+        assert info.name.replace("_", "-") in subparsers.choices  # the module is named after its command
+
+
+def test_every_command_naming_a_dataset_takes_the_one_dataset_option() -> None:
+    commands = _commands(build_parser())
+    with_dataset = {name for name, parser in commands.items()
+                    if any("--dataset" in a.option_strings and a.help != argparse.SUPPRESS for a in parser._actions)}
+    assert with_dataset == NAMES_A_DATASET
+    for name in NAMES_A_DATASET:
+        positionals = [a.dest for a in commands[name]._actions if not a.option_strings]
+        assert positionals == [], (name, positionals)
+
+
+@pytest.mark.parametrize("identifier", ["kits19", "KiTS19", "40", "Dataset040_KiTS19"])
+def test_key_id_and_folder_name_name_the_same_dataset(identifier: str) -> None:
+    assert dataset_id_of(identifier) == 40
+    assert dataset_folder_of(identifier) == "Dataset040_KiTS19"
+    args = build_parser().parse_args(["train", "--dataset", identifier, "--network", "MedNeXt-S_k3", "--fold", "0"])
+    assert dataset_id_of(args.dataset) == 40
+
+
+def test_a_dataset_outside_the_registry_by_folder_or_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "raw" / "Dataset501_LiverToy").mkdir(parents=True)
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path / name.removeprefix("nnUNet_")))
+    assert dataset_id_of("Dataset501_LiverToy") == dataset_id_of("501") == 501
+    assert dataset_folder_of("501") == "Dataset501_LiverToy"  # found by nnU-Net in $nnUNet_raw
+    with pytest.raises(UnknownDatasetError, match="dataset id 502"):
+        dataset_folder_of("502")
+    with pytest.raises(UnknownDatasetError, match="unknown dataset 'liver_toy'"):
+        dataset_id_of("liver_toy")
