@@ -4,19 +4,24 @@ BTCV ``RawData/Training/{img/img0001,label/label0001}.nii.gz``; AMOS22 ``amos22/
 amos_0001.nii.gz`` (ids < 500 are CT, the rest MRI and excluded); KiTS19 ``data/case_00000/
 {imaging,segmentation}.nii.gz`` (ids < 210 are training); BraTS21 ``BraTS2021_00000/
 BraTS2021_00000_{t1,t1ce,t2,flair,seg}.nii.gz``. Each case lists its image files in channel order;
-files are listed even when absent so that conversion can name the missing one.
+files are listed even when absent so that conversion can name the missing one. Each registry entry
+names its finder (``DatasetSpec.layout``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mednext.data.errors import ConversionError
-from mednext.data.registry import KITS19_TRAIN_CASES, DatasetSpec
 
+if TYPE_CHECKING:
+    from mednext.data.registry import DatasetSpec
+
+#: KiTS19 training cases: case_00000..case_00209 (210-299 are the unlabelled test set).
+KITS19_TRAIN_CASES = 210
 AMOS_CT_MAX_ID = 500
 BRATS_MODALITY_SUFFIXES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
 
@@ -85,19 +90,11 @@ def brats21_cases(root: Path) -> list[RawCase]:
     ]
 
 
-_FINDERS: dict[str, Callable[[Path], list[RawCase]]] = {
-    "btcv": btcv_cases,
-    "amos22": amos22_cases,
-    "kits19": kits19_cases,
-    "brats21": brats21_cases,
-}
-
-
 def find_cases(spec: DatasetSpec, source_root: Path) -> list[RawCase]:
-    """Training cases of ``spec`` under ``source_root``, sorted by case id."""
-    if spec.key not in _FINDERS:
-        raise ConversionError(f"{spec.key}: no raw layout known (expected one of {sorted(_FINDERS)})")
-    cases = sorted(_FINDERS[spec.key](Path(source_root)), key=lambda c: c.case_id)
+    """Training cases of ``spec`` under ``source_root`` (its ``layout`` finder), sorted by case id."""
+    if spec.layout is None:
+        raise ConversionError(f"{spec.key}: no raw layout known (the registry entry has no layout finder)")
+    cases = sorted(spec.layout(Path(source_root)), key=lambda c: c.case_id)
     if not cases:
         raise ConversionError(f"{spec.key}: no training cases found under {source_root}")
     return cases

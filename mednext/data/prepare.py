@@ -11,7 +11,6 @@ from mednext.data.errors import DataError
 from mednext.data.layouts import find_cases
 from mednext.data.registry import DatasetSpec, get_dataset
 from mednext.data.sources import build_source_tree, fetch_sources
-from mednext.data.synthetic import write_synthetic_dataset
 
 
 def nnunet_raw_root(raw_root: Path | None = None) -> Path:
@@ -72,12 +71,12 @@ def prepare_dataset(
     retry_wait_s: float = 2.0,
     progress: bool = True,
 ) -> Path:
-    """Download (if needed) and convert one dataset; the synthetic one is generated instead."""
+    """Download (if needed) and convert one dataset; one with a generator (``DatasetSpec.generate``, the
+    synthetic set) is generated instead."""
     spec = name if isinstance(name, DatasetSpec) else get_dataset(name)
-    if spec.key == "synthetic":
+    if spec.generate is not None:
         n_cases = spec.expected_training_cases if expected_cases is None else expected_cases
-        return write_synthetic_dataset(nnunet_raw_root(raw_root), dataset_id=spec.dataset_id,
-                                       name=spec.nnunet_name, n_cases=n_cases)
+        return spec.generate(nnunet_raw_root(raw_root), spec, n_cases)
     source = download_dataset(spec, downloads_dir, mirror=mirror, synapse_ids=synapse_ids, retries=retries,
                               retry_wait_s=retry_wait_s, progress=progress)
     return convert_dataset(spec, source, raw_root, expected_cases=expected_cases, overwrite=overwrite,

@@ -9,9 +9,19 @@ nnU-Net dataset id. Facts: reference/baselines_metrics_datasets.md §C, mednext_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mednext.data.errors import UnknownDatasetError
+from mednext.data.layouts import (
+    KITS19_TRAIN_CASES,
+    RawCase,
+    amos22_cases,
+    brats21_cases,
+    btcv_cases,
+    kits19_cases,
+)
 
 #: Environment variable holding a Synapse personal access token (never logged, never stored).
 SYNAPSE_TOKEN_ENV = "SYNAPSE_AUTH_TOKEN"
@@ -24,7 +34,6 @@ GITHUB = "https://github.com"
 #: neheller/kits19 commit whose ``data/case_*/segmentation.nii.gz`` hold the 210 training labels
 #: (2026-05: images moved to the Hugging Face dataset below; labels are plain git blobs, no LFS).
 KITS19_COMMIT = "456b293435b25303bbc7995f094f83a0afdff0eb"
-KITS19_TRAIN_CASES = 210
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,13 @@ class DatasetSpec:
     #: An existing nnU-Net v2 raw folder the dataset is linked from instead of downloaded (a config's
     #: own dataset, :mod:`mednext.data.own_dataset`).
     nnunet_raw: str | None = None
+    #: Finds the training cases in the unpacked source tree (:mod:`mednext.data.layouts`).
+    layout: Callable[[Path], list[RawCase]] | None = None
+    #: Writes the dataset instead of downloading it: ``generate(raw_root, spec, n_cases)`` -> its folder.
+    generate: Callable[[Path, DatasetSpec, int], Path] | None = None
+    #: Challenge submission naming: (regex over a test case id, file name template with ``\1`` groups).
+    #: Labels are mapped back to the source values by :meth:`inverse_remap` where the remap is not identity.
+    submission_naming: tuple[str, str] | None = None
 
     @property
     def folder_name(self) -> str:
@@ -118,6 +134,11 @@ class DatasetSpec:
     def channel_dict(self) -> dict[str, str]:
         """``dataset.json`` ``channel_names`` mapping ("0" -> "CT", ...)."""
         return {str(i): name for i, name in enumerate(self.channel_names)}
+
+    def inverse_remap(self) -> dict[int, int] | None:
+        """nnU-Net label value -> source label value (what a challenge expects back); None for identity."""
+        inverse = {target: source for source, target in self.remap().items()}
+        return None if all(k == v for k, v in inverse.items()) else inverse
 
     def remap(self) -> dict[int, int]:
         """Source label value -> nnU-Net label value (identity where not remapped)."""
@@ -150,6 +171,8 @@ def _btcv() -> DatasetSpec:
         files=(SourceFile("RawData.zip", synapse_id="syn3379050",
                           page="https://www.synapse.org/#!Synapse:syn3379050"),),
         credential_env=SYNAPSE_TOKEN_ENV,
+        layout=btcv_cases,
+        submission_naming=(r"^img(\d{4})$", r"label\1.nii.gz"),  # the Synapse label files' naming (unchecked)
         notes="Project syn3193805; RawData.zip is entity syn3379050 (public downloaders record md5 "
               "e8e3fc9604eadc34c47067e2332f8ea1; the download checks the md5 Synapse publishes). Layout RawData/Training/{img/img00XX,label/label00XX}.nii.gz; Test/ has no labels.",
     )
@@ -178,6 +201,7 @@ def _amos22() -> DatasetSpec:
         homepage="https://zenodo.org/records/7155725",
         files=(SourceFile("amos22.zip", url=f"{ZENODO}/records/7155725/files/amos22.zip?download=1",
                           zenodo_record="7155725"),),
+        layout=amos22_cases,
         notes="imagesTr holds 240 cases: ids < 500 are CT (200), ids >= 500 MRI (40, excluded). No login.",
     )
 
@@ -210,6 +234,8 @@ def _kits19() -> DatasetSpec:
         licence="Data CC BY-NC-SA 4.0 (kits19 data/LICENSE); starter code MIT",
         homepage="https://github.com/neheller/kits19",
         files=(labels, *images),
+        layout=kits19_cases,
+        submission_naming=(r"^case_(\d{5})$", r"prediction_\1.nii.gz"),
         notes="Labels are in the git repo (case_00000..00209); images from the Hugging Face dataset "
               "neheller/KiTS-Challenge-Imaging (no checksums published: recorded on first download). "
               "Cases 210-299 are the unlabelled test set and are not fetched. Official MedNeXt evaluates "
@@ -236,12 +262,21 @@ def _brats21() -> DatasetSpec:
         files=(SourceFile("RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021.tar",
                           page="https://www.synapse.org/#!Synapse:syn25829067/wiki/610863"),),
         credential_env=SYNAPSE_TOKEN_ENV,
+        layout=brats21_cases,
+        submission_naming=(r"^(BraTS2021_\d{5})$", r"\1.nii.gz"),  # labels mapped back 1->2, 2->1, 3->4
         notes="Source labels 1 NCR, 2 ED, 4 ET are remapped to nnU-Net order 2->1, 1->2, 4->3 (as nnU-Net "
               "Task043/137 and MedNeXt do; map back for submission). Channels _t1, _t1ce, _t2, _flair -> "
               "0000..0003. The Synapse entity id of the training tar is not recorded here: look it up on the "
               "project page and pass it with --synapse-id, or place the tar by hand. "
               "The same files are on Kaggle (RSNA-MICCAI release) for hand placement.",
     )
+
+
+def _write_synthetic(raw_root: Path, spec: DatasetSpec, n_cases: int) -> Path:
+    """The synthetic entry's generator (SimpleITK and scipy are imported only when it runs)."""
+    from mednext.data.synthetic import write_synthetic_dataset
+
+    return write_synthetic_dataset(raw_root, dataset_id=spec.dataset_id, name=spec.nnunet_name, n_cases=n_cases)
 
 
 def _synthetic() -> DatasetSpec:
@@ -259,6 +294,7 @@ def _synthetic() -> DatasetSpec:
         expected_training_cases=8,
         licence="CC0-1.0 (generated)",
         homepage="mednext.data.synthetic",
+        generate=_write_synthetic,
         notes="Generated locally by mednext.data.synthetic.write_synthetic_dataset; nothing to download.",
     )
 

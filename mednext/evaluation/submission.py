@@ -8,6 +8,9 @@ Facts (``baselines_metrics_datasets.md`` §C; nnU-Net ``Dataset137_BraTS21.py``)
 * BTCV: test image ``img00XX`` is submitted as ``label00XX.nii.gz`` (naming of the Synapse
   label files; the leaderboard's exact expectation could not be checked here).
 * ``generic``: names and labels unchanged (e.g. AMOS22).
+
+Naming and label maps come from the dataset registry (``DatasetSpec.submission_naming``, the inverse
+of ``DatasetSpec.remap``), never typed here.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mednext.data.registry import DATASETS
 from mednext.evaluation.io import EvaluationInputError
-
-BRATS_LABELS_TO_CHALLENGE: dict[int, int] = {0: 0, 1: 2, 2: 1, 3: 4}
 
 
 @dataclass(frozen=True)
@@ -33,17 +34,26 @@ class Challenge:
 
     name: str
     pattern: re.Pattern[str]
-    rename: Callable[[re.Match[str]], str]
+    template: str
     label_map: dict[int, int] | None = None
 
+    def rename(self, match: re.Match[str]) -> str:
+        return match.expand(self.template)
 
-CHALLENGES: dict[str, Challenge] = {
-    "btcv": Challenge("btcv", re.compile(r"^img(\d{4})$"), lambda m: f"label{m.group(1)}.nii.gz"),
-    "brats21": Challenge("brats21", re.compile(r"^(BraTS2021_\d{5})$"), lambda m: f"{m.group(1)}.nii.gz",
-                         BRATS_LABELS_TO_CHALLENGE),
-    "kits19": Challenge("kits19", re.compile(r"^case_(\d{5})$"), lambda m: f"prediction_{m.group(1)}.nii.gz"),
-    "generic": Challenge("generic", re.compile(r"^(.+)$"), lambda m: f"{m.group(1)}.nii.gz"),
-}
+
+def challenges() -> dict[str, Challenge]:
+    """One challenge per registry dataset with ``submission_naming`` (labels mapped back by the inverse of
+    its remap, e.g. BraTS 1->2, 2->1, 3->4), plus ``generic`` (names and labels unchanged)."""
+    rules = {spec.key: Challenge(spec.key, re.compile(spec.submission_naming[0]), spec.submission_naming[1],
+                                 spec.inverse_remap())
+             for spec in DATASETS.values() if spec.submission_naming is not None}
+    rules["generic"] = Challenge("generic", re.compile(r"^(.+)$"), r"\1.nii.gz")
+    return rules
+
+
+CHALLENGES: dict[str, Challenge] = challenges()
+#: nnU-Net's BraTS labels -> the challenge's (derived from the registry's remap).
+BRATS_LABELS_TO_CHALLENGE: dict[int, int] = CHALLENGES["brats21"].label_map or {}
 
 
 def submission_name(case: str, challenge: str) -> str:

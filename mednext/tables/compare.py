@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from mednext.atomic import atomic_write_csv, atomic_write_text
+from mednext.data.registry import PAPER_DATASETS as REGISTRY_PAPER_DATASETS
 
 MISSING = "—"
 #: Paper metric names -> metric names of mednext.evaluation's tidy results.
 METRIC_COLUMN = {"DSC": "dsc", "SDC": "sdc", "NSD": "sdc", "HD95": "hd95"}
-DATASET_ORDER = ("btcv", "amos22", "kits19", "brats21", "average")
-PAPER_DATASETS = DATASET_ORDER[:-1]
+PAPER_DATASETS = REGISTRY_PAPER_DATASETS  # the paper's table order, from the dataset registry
+DATASET_ORDER = (*PAPER_DATASETS, "average")
 STAT_COLUMNS = ["reproduced", "ci_low", "ci_high", "fold_mean", "fold_std", "folds_done", "n_cases"]
 PROVENANCE_COLUMNS = ("dataset", "network", "fold", "git_commit")
 
