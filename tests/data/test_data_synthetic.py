@@ -11,7 +11,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-from mednext.data.synthetic import SYNTHETIC_LABELS, write_synthetic_dataset
+from mednext.data.registry import get_dataset
+from mednext.data.synthetic import write_synthetic_dataset
 
 
 def _all_bytes(folder: Path) -> dict[str, bytes]:
@@ -45,7 +46,9 @@ def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
     assert folder == tmp_path / "Dataset991_Demo"
     meta = json.loads((folder / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "CT"}
-    assert meta["labels"] == SYNTHETIC_LABELS and meta["numTraining"] == 2 and meta["file_ending"] == ".nii.gz"
+    # the labels the workflow evaluates (the registry's synthetic entry) are the ones written
+    assert meta["labels"] == get_dataset("synthetic").label_dict()
+    assert meta["numTraining"] == 2 and meta["file_ending"] == ".nii.gz"
     for case in ("synth_000", "synth_001"):
         img = sitk.ReadImage(str(folder / "imagesTr" / f"{case}_0000.nii.gz"))
         seg = sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz"))
