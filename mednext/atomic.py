@@ -1,4 +1,4 @@
-"""Write files so that a reader never sees a half-written one: write to a temp name, then rename."""
+"""Write files and folders so that a reader never sees a half-written one: build under a temp name, then rename."""
 
 from __future__ import annotations
 
@@ -26,6 +26,25 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` (an existing
+    folder of that name is removed first), on error it is removed and ``path`` is left as it was."""
+    import shutil
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared dataset from other users
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from mednext.atomic import atomic_directory
 from mednext.data.errors import ConversionError
 from mednext.data.layouts import RawCase
 from mednext.data.registry import DatasetSpec
@@ -167,19 +167,11 @@ def convert_cases(
     final = raw_root / spec.folder_name
     if final.exists() and not overwrite:
         raise ConversionError(f"{spec.key}: output {final} already exists; pass overwrite=True to replace it")
-    raw_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.folder_name}.", dir=raw_root))
-    try:
+    with atomic_directory(final) as tmp:
         (tmp / "imagesTr").mkdir()
         (tmp / "labelsTr").mkdir()
         for case in tqdm(cases, desc=f"convert {spec.key}", unit="case", disable=not progress):
             images, label, label_image = validate_case(case, spec)
             _write_case(case, images, label, label_image, tmp)
         (tmp / "dataset.json").write_text(json.dumps(dataset_json(spec, len(cases)), indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final

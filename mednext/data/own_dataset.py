@@ -19,11 +19,10 @@ import hashlib
 import json
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mednext.atomic import atomic_write_text
+from mednext.atomic import atomic_directory, atomic_write_text
 from mednext.data.errors import ConversionError
 from mednext.data.layouts import RawCase
 from mednext.data.registry import DatasetSpec, Region
@@ -179,22 +178,13 @@ def link_own_dataset(nnunet_raw: str | Path, raw_root: Path) -> Path:
     renamed when complete; an earlier link of the same name is replaced."""
     folder = Path(nnunet_raw).expanduser().absolute()
     own_dataset_spec(folder.name, folder)
-    raw_root = Path(raw_root)
-    raw_root.mkdir(parents=True, exist_ok=True)
-    final = raw_root / folder.name
+    final = Path(raw_root) / folder.name
     if final.resolve() == folder.resolve():
         raise OwnDatasetError(f"{folder}: already inside the workflow's nnU-Net raw folder {raw_root}; "
                               f"name it from anywhere else")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=raw_root))
-    try:
+    with atomic_directory(final) as tmp:
         for sub in LINKED_FOLDERS:
             if (folder / sub).is_dir():
                 (tmp / sub).symlink_to((folder / sub).resolve(), target_is_directory=True)
         shutil.copyfile(folder / "dataset.json", tmp / "dataset.json")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final

@@ -14,11 +14,11 @@ import logging
 import os
 import shutil
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from mednext.atomic import atomic_directory
 from mednext.data.download import ChecksumLock, LOCK_NAME, apply_mirror, fetch_json, http_download, verify_file
 from mednext.data.errors import CredentialsMissingError, DataError, DownloadError
 from mednext.data.registry import SYNAPSE_REPO, ZENODO, DatasetSpec, SourceFile
@@ -203,8 +203,7 @@ def build_source_tree(spec: DatasetSpec, downloads_dir: Path) -> Path:
     stamp = _stamp_content(spec, lock)
     if (final / _STAMP).exists() and json.loads((final / _STAMP).read_text()) == stamp:
         return final
-    tmp = Path(tempfile.mkdtemp(prefix=".source.", dir=base))
-    try:
+    with atomic_directory(final) as tmp:
         for file in spec.files:
             src = files_dir / file.filename
             if not src.exists():
@@ -219,10 +218,4 @@ def build_source_tree(spec: DatasetSpec, downloads_dir: Path) -> Path:
                 except OSError:
                     shutil.copy2(src, out)
         (tmp / _STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final

@@ -15,14 +15,14 @@ name, and every random draw comes from a generator seeded by ``(seed, case)``.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
+
+from mednext.atomic import atomic_directory
 
 #: Label names in nnU-Net order (0 is background), as written to ``dataset.json``.
 SYNTHETIC_LABELS: dict[str, int] = {"background": 0, "liver": 1, "spleen": 2, "kidney_right": 3, "kidney_left": 4}
@@ -142,11 +142,8 @@ def write_synthetic_dataset(
         raise ValueError(f"shape must be 3 sizes (z, y, x) of at least 8 voxels, found {shape}")
     if len(spacing) != 3 or min(spacing) <= 0:
         raise ValueError(f"spacing must be 3 positive values (z, y, x) in mm, found {spacing}")
-    raw_root = Path(raw_root)
-    raw_root.mkdir(parents=True, exist_ok=True)
-    final = raw_root / f"Dataset{dataset_id:03d}_{name}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=raw_root))
-    try:
+    final = Path(raw_root) / f"Dataset{dataset_id:03d}_{name}"
+    with atomic_directory(final) as tmp:
         (tmp / "imagesTr").mkdir()
         (tmp / "labelsTr").mkdir()
         for index, case in enumerate(case_ids(n_cases)):
@@ -154,10 +151,4 @@ def write_synthetic_dataset(
             _write_nifti(image, spacing, tmp / "imagesTr" / f"{case}_0000.nii.gz")
             _write_nifti(label, spacing, tmp / "labelsTr" / f"{case}.nii.gz")
         (tmp / "dataset.json").write_text(json.dumps(dataset_json(name, n_cases), indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
