@@ -1,9 +1,9 @@
 """5-fold-ensemble prediction of a dataset's test images with nnU-Net v2 (paper §3: test-set
 results come from the ensemble of the five cross-validation models).
 
-Thin wrapper around ``nnunetv2.inference.predict_from_raw_data.nnUNetPredictor``: it checks
-that every fold's checkpoint exists before starting, then lets nnU-Net average the folds'
-softmax outputs and export segmentations named ``<case>.nii.gz``.
+Thin wrapper around stock ``nnUNetv2_predict_from_modelfolder``: it checks that every fold's
+checkpoint exists before starting, then lets nnU-Net average the folds' softmax outputs and
+export segmentations named ``<case>.nii.gz``.
 """
 
 from __future__ import annotations
@@ -42,26 +42,30 @@ def predict_test_set(
     overwrite: bool = False,
 ) -> Path:
     """Predict every image of ``input_dir`` (nnU-Net raw naming, ``<case>_0000.nii.gz``) with the
-    ensemble of ``folds`` and write segmentations to ``output_dir``; returns ``output_dir``."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    ensemble of ``folds`` and write segmentations to ``output_dir``; returns ``output_dir``.
+
+    Runs stock ``nnUNetv2_predict_from_modelfolder`` with the project's trainer folder in
+    ``nnUNet_extTrainer`` (:func:`mednext.nnunet.paths.nnunet_env`), the same way ``predict`` and
+    ``train`` reach nnU-Net, so the MedNeXt and baseline trainer classes are found.
+    """
+    import subprocess
+
+    from mednext.nnunet.paths import nnunet_env
+    from mednext.nnunet.runner import nnunet_executable
 
     check_model_folder(model_dir, folds, checkpoint)
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir() or not any(input_dir.glob("*_0000.*")):
         raise EvaluationInputError(f"{input_dir}: no test images named <case>_0000.<ext>")
     output_dir.mkdir(parents=True, exist_ok=True)
-    predictor = nnUNetPredictor(
-        tile_step_size=tile_step_size,
-        use_gaussian=True,
-        use_mirroring=use_mirroring,
-        perform_everything_on_device=device != "cpu",
-        device=torch.device(device),
-        allow_tqdm=True,
-    )
-    predictor.initialize_from_trained_model_folder(str(model_dir), use_folds=tuple(folds), checkpoint_name=checkpoint)
-    predictor.predict_from_files(
-        str(input_dir), str(output_dir), save_probabilities=False, overwrite=overwrite,
-        num_processes_preprocessing=num_processes, num_processes_segmentation_export=num_processes,
-    )
+    cmd = [
+        nnunet_executable("nnUNetv2_predict_from_modelfolder"), "-i", str(input_dir), "-o", str(output_dir),
+        "-m", str(model_dir), "-f", *map(str, folds), "-chk", checkpoint, "-step_size", str(tile_step_size),
+        "-device", device, "-npp", str(num_processes), "-nps", str(num_processes),
+    ]
+    if not use_mirroring:
+        cmd.append("--disable_tta")
+    if not overwrite:
+        cmd.append("--continue_prediction")
+    subprocess.run(cmd, env=nnunet_env(), check=True)
     return output_dir

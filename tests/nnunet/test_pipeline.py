@@ -2,6 +2,7 @@
 
 Acceptance (issue 3): 1. MedNeXt-S k3 -> k5 by UpKern with exact initial weights, prediction and
 nnU-Net's Dice; the same for the nnU-Net default. 2. A killed training resumes, not from epoch 0.
+Issue 14: a 2-fold MedNeXt ensemble predicts test images through ``predict-ensemble``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 from _nnunet_support import DATASET_ID, set_nnunet_env, write_small_dataset
 
 from mednext.cli import main
 from mednext.networks import get_network
 from mednext.nnunet.checkpoints import load_nnunet_checkpoint, network_weights
+from mednext.nnunet.paths import dataset_name
 from mednext.nnunet.runner import RunSpec, validation_cases
 from mednext.nnunet.trainers import INITIAL_WEIGHTS_FILE, UPKERN_REPORT_FILE
 from mednext.upkern import upkern_state_dict
@@ -218,3 +222,32 @@ def test_upkern_start_needs_parent_checkpoint(env: dict[str, Path]) -> None:
     with pytest.raises(FileNotFoundError, match=r"MedNeXt-S_k3.*fold_1.*checkpoint_final\.pth"):
         _train("MedNeXt-S_k5", fold=1)
     assert not _fold_dir("MedNeXt-S_k5", 1).exists()
+
+
+def test_two_fold_mednext_ensemble_predicts_every_input_image(env: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 14: ``predict-ensemble`` runs stock nnU-Net, which must find the MedNeXt trainer class by
+    name although this process has no ``nnUNet_extTrainer``; folds 0 and 2 of MedNeXt-S k3 (fold 1
+    stays untrained for the UpKern-parent test)."""
+    raw = env["nnUNet_raw"] / dataset_name(DATASET_ID)
+    assert main(["train", "--dataset", raw.name, "--network", "MedNeXt-S_k3", "--fold", "2", "--plans-name", PLANS,
+                 "--device", "cpu", "--epochs", "1", "--iters", "1", "--val-iters", "1", "--workers", "1",
+                 "--no-tta-mirroring"]) == 0  # the dataset by folder name (the fixture used its id)
+    images = sorted((raw / "imagesTr").glob("*_0000.nii.gz"))[:2]
+    inputs = tmp_path / "test_images"
+    inputs.mkdir()
+    for image in images:
+        (inputs / image.name).symlink_to(image)
+    assert "nnUNet_extTrainer" not in os.environ
+
+    out = tmp_path / "ensemble"
+    assert main(["predict-ensemble", "--model-dir", str(_fold_dir("MedNeXt-S_k3").parent), "--input", str(inputs),
+                 "--output", str(out), "--folds", "0", "2", "--device", "cpu", "--processes", "1", "--disable-tta"]) == 0
+
+    labels = set(json.loads((raw / "dataset.json").read_text())["labels"].values())
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(i.name.replace("_0000", "") for i in images)
+    for image in images:
+        source = sitk.ReadImage(str(image))
+        prediction = sitk.ReadImage(str(out / image.name.replace("_0000", "")))
+        assert prediction.GetSize() == source.GetSize()
+        assert np.allclose(prediction.GetSpacing(), source.GetSpacing())
+        assert set(np.unique(sitk.GetArrayFromImage(prediction)).tolist()) <= labels
