@@ -37,6 +37,12 @@ class OwnDatasetError(ConversionError):
     """An own nnU-Net raw folder is not a valid dataset; the message starts with the offending file."""
 
 
+def region_name(label: str) -> str:
+    """A label's name as an evaluation region: runs of other characters than letters, digits and
+    ``_ . + -`` become ``_`` (region names travel on the evaluate command line as ``NAME=1,2``)."""
+    return re.sub(r"[^\w.+-]+", "_", label.strip())
+
+
 def _read_dataset_json(folder: Path) -> dict[str, object]:
     path = folder / "dataset.json"
     if not path.is_file():
@@ -138,7 +144,7 @@ def own_dataset_spec(
 ) -> DatasetSpec:
     """Validate the nnU-Net v2 raw folder ``nnunet_raw`` and describe it as dataset ``name``.
 
-    Evaluation regions: one per foreground label (named as in ``dataset.json``), then the declared
+    Evaluation regions: one per foreground label (named as in ``dataset.json``, :func:`region_name`), then the declared
     ``regions`` (name -> label values), all counted in the mean over classes. Raises
     :class:`OwnDatasetError` whose message starts with the offending file.
     """
@@ -151,14 +157,16 @@ def own_dataset_spec(
     meta = _read_dataset_json(folder)
     json_path = folder / "dataset.json"
     channels, labels = _channels(meta, json_path), _labels(meta, json_path)
-    label_regions = [Region(label, (value,)) for value, label in enumerate(labels) if value != 0]
+    label_regions = [Region(region_name(label), (value,)) for value, label in enumerate(labels) if value != 0]
     declared = []
     for region, values in (regions or {}).items():
         bad = [v for v in values if not isinstance(v, int) or not 0 < v < len(labels)]
         if not values or bad:
             raise OwnDatasetError(f"{json_path}: region {region!r} of dataset {name!r} names labels {list(values)}; "
                                   f"expected foreground values 1..{len(labels) - 1}")
-        if region in labels:
+        if region_name(region) != region:
+            raise OwnDatasetError(f"{json_path}: region {region!r} of dataset {name!r}: use letters, digits and _ . + - only")
+        if region in {r.name for r in label_regions}:
             raise OwnDatasetError(f"{json_path}: region {region!r} of dataset {name!r} has a label's name; rename it")
         declared.append(Region(region, tuple(int(v) for v in values)))
     spec = DatasetSpec(
