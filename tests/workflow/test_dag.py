@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -26,7 +28,7 @@ def test_paper_grid_job_count_per_rule(paper_dry_run: str) -> None:
     # 4 datasets x 15 networks x 5 folds + 2 datasets x 3 ablations x 5 folds
     assert counts["train"] == 4 * 15 * 5 + 2 * 3 * 5 == 330
     assert counts["evaluate"] == 330
-    assert counts["prepare_dataset"] == 4 and counts["plan_and_preprocess"] == 4
+    assert counts["prepare_dataset"] == 4 and counts["plan_and_preprocess"] == 4 and counts["write_splits"] == 4
     assert counts["summarize"] == counts["results_tables"] == counts["table1_configs"] == counts["all_tables"] == 1
 
 
@@ -60,7 +62,8 @@ def test_single_ablation_targets(target: str, expected_train: int) -> None:
 def test_single_fold_file_target() -> None:
     target = "results/btcv/MedNeXt-B_k5/fold_2/metrics.csv"
     counts = job_counts(run_snakemake(target, "-n", "--profile", "slurm", "--forceall").stdout)
-    assert counts == {"prepare_dataset": 1, "plan_and_preprocess": 1, "train": 2, "evaluate": 1, "total": 5}
+    assert counts == {"prepare_dataset": 1, "plan_and_preprocess": 1, "write_splits": 1, "train": 2, "evaluate": 1,
+                      "total": 6}
 
 
 def test_unknown_network_in_config_is_one_clear_error(tmp_path) -> None:
@@ -208,3 +211,25 @@ def test_missing_optional_training_keys_get_schema_defaults_not_demo_values(tmp_
     assert "--epochs 1000 --iters 250" in command
     assert "--checkpoint-minutes 30 --gradient-checkpointing auto --autocast-dtype float16" in command
     assert "--channels-last" not in command
+
+
+def test_jobs_get_nnunet_folders_and_config_hashes_on_their_command_line(tmp_path) -> None:
+    """No os.environ hand-over at parse time: each command names the config's folders itself (issue 14)."""
+    config = load_config_file(REPO / "config" / "demo.yaml")
+    config["paths"] = {key: str(tmp_path / "my runs" / key) for key in config["paths"]}
+    path = tmp_path / "demo copy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    elsewhere = {**os.environ, "nnUNet_raw": "/elsewhere/raw", "nnUNet_preprocessed": "/elsewhere/pre",
+                 "nnUNet_results": "/elsewhere/results"}
+    out = run_snakemake("all_tables", "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(path), env=elsewhere).stdout
+    nnunet = tmp_path / "my runs" / "nnunet"
+    expected = {f"{name}={nnunet / name}" for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    for command in (" plan --dataset ", " train --dataset ", " evaluate --gt "):
+        line = next(line for line in out.splitlines() if command in line)
+        words = shlex.split(line.split("Shell command: ", 1)[-1])
+        assert words[0] == "env" and expected <= set(words), (command, line)
+        assert any(w.startswith("MEDNEXT_CONFIG_SHA256=") for w in words)  # provenance: which config ran the job
+        assert not any(w.startswith(("nnUNet_raw=/elsewhere", "nnUNet_results=/elsewhere")) for w in words)
+    splits = shlex.split(next(line for line in out.splitlines() if " data splits --dataset " in line).split("Shell command: ", 1)[-1])
+    assert splits[splits.index("--raw-root") + 1] == str(nnunet / "nnUNet_raw")
+    assert splits[splits.index("--preprocessed-root") + 1] == str(nnunet / "nnUNet_preprocessed")

@@ -4,14 +4,12 @@ import sys
 
 from snakemake.utils import validate
 
-from mednext.data.registry import get_dataset
-from mednext.networks import get_network
 from mednext.workflow import targets
-from mednext.workflow.grid import Run, all_runs, check_config, configurations_for, datasets_of, parent_run
-from mednext.workflow.layout import TABLE_FORMATS, Layout, run_from_checkpoint_wildcards
+from mednext.workflow.grid import Run, all_runs, check_config, configurations_for
+from mednext.workflow.layout import Layout, run_from_checkpoint_wildcards
 from mednext.workflow import resources as res
-from mednext.provenance import config_env
 from mednext.workflow.config_source import select_config, training_knob_args
+from mednext.workflow.job_env import env_prefix, job_env
 
 # One complete source per run: the single --configfile (the slurm profile's config/paper.yaml) or the
 # demo config; keys it omits get the schema's defaults, never another file's values (issue 11).
@@ -27,10 +25,9 @@ RES = res.merged_resources(config)
 REPORTED = config["reported"] if os.path.isabs(config["reported"]) else os.path.join(workflow.basedir, config["reported"])
 PY = f'"{sys.executable}" -m mednext'
 LOGS = LAYOUT.logs
-# nnU-Net reads its folders from the environment; jobs (local or sbatch --export=ALL) inherit it.
-os.environ.update(LAYOUT.nnunet_env())
-# Jobs record which config ran them in their provenance.json (mednext.provenance, issue 13).
-os.environ.update(config_env(config, (workflow.overwrite_configfiles or [os.path.join(workflow.basedir, "config", "demo.yaml")])[0]))
+# "env nnUNet_raw=... nnUNet_preprocessed=... nnUNet_results=... <config hashes>" before the commands that
+# run nnU-Net or record provenance (mednext.workflow.job_env); a global, so no rule param changes with it.
+JOB_ENV = env_prefix(job_env(config, (workflow.overwrite_configfiles or [os.path.join(workflow.basedir, "config", "demo.yaml")])[0]))
 
 wildcard_constraints:
     dataset_folder=r"Dataset\d{3}_\w+",

@@ -22,7 +22,7 @@ rule evaluate:
         runtime=lambda wc, attempt: RES["cpu_runtime_min"] * attempt,
         mem_mb=RES["cpu_mem_mb"],
     shell:
-        "{PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --splits {input.splits} --out {output}"
+        "{JOB_ENV} {PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --splits {input.splits} --out {output}"
         " --fold-dir {params.fold_dir} --nnunet-summary {params.predictions}/summary.json"
         " --dataset {wildcards.dataset} --network {wildcards.network} --fold {wildcards.fold} {params.regions}"
         " --spacing-modes {params.evaluation[spacing_modes]} --tolerance {params.evaluation[tolerance_mm]}"

@@ -1,12 +1,11 @@
-# nnU-Net v2 planning at 1 mm isotropic with the paper's patches, preprocessing, and fixed 5-fold splits.
+# nnU-Net v2 planning at 1 mm isotropic with the paper's patches and preprocessing; fixed 5-fold splits.
 
 
 rule plan_and_preprocess:
     input:
         LAYOUT.raw_pattern(),
     output:
-        plans=LAYOUT.plans_pattern(),
-        splits=LAYOUT.splits_pattern(),
+        LAYOUT.plans_pattern(),
     log:
         f"{LOGS}/plan/{{dataset_folder}}.log",
     params:
@@ -17,8 +16,25 @@ rule plan_and_preprocess:
         runtime=lambda wc, attempt: RES["data_runtime_min"] * attempt,
         mem_mb=RES["data_mem_mb"],
     shell:
-        "({PY} plan --dataset {wildcards.dataset_folder} --plans-name {config[plans]}"
+        "{JOB_ENV} {PY} plan --dataset {wildcards.dataset_folder} --plans-name {config[plans]}"
         " --patch-size {params.planning[patch_3d]} --patch-size-2d {params.planning[patch_2d]}"
         " --batch-size {params.planning[batch_3d]} --batch-size-2d {params.planning[batch_2d]}"
-        " --configurations {params.configurations} --num-processes {threads}"
-        " && {PY} data splits --dataset {wildcards.dataset_folder}) > {log} 2>&1"
+        " --configurations {params.configurations} --num-processes {threads} > {log} 2>&1"
+
+
+rule write_splits:
+    # nnU-Net's 5-fold split of the training cases (KFold, shuffle, seed 12345), fixed before any training.
+    input:
+        raw=LAYOUT.raw_pattern(),
+        plans=LAYOUT.plans_pattern(),  # preprocessing creates the folder the splits go into
+    output:
+        LAYOUT.splits_pattern(),
+    log:
+        f"{LOGS}/splits/{{dataset_folder}}.log",
+    params:
+        raw=LAYOUT.raw,
+        preprocessed=LAYOUT.preprocessed,
+    localrule: True
+    shell:
+        "{PY} data splits --dataset {wildcards.dataset_folder} --raw-root {params.raw:q}"
+        " --preprocessed-root {params.preprocessed:q} > {log:q} 2>&1"

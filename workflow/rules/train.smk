@@ -25,7 +25,7 @@ rule train:
         runtime=lambda wc, attempt: res.train_runtime_minutes(train_run(wc).network, config, attempt),
         mem_mb=lambda wc: res.train_mem_mb(train_run(wc).network, config),
     shell:
-        "{PY} train --dataset {wildcards.dataset_folder} --network {params.run.network} --fold {wildcards.fold}"
+        "{JOB_ENV} {PY} train --dataset {wildcards.dataset_folder} --network {params.run.network} --fold {wildcards.fold}"
         " --plans-name {config[plans]} --configuration {wildcards.configuration} --device {config[device]}"
         " --epochs {params.training[epochs]} --iters {params.training[iterations_per_epoch]}"
         " --val-iters {params.training[val_iterations]} --save-every {params.training[save_every]}"
