@@ -16,9 +16,6 @@ from mednext.data.registry import get_dataset
 from mednext.networks import get_network, network_for_trainer
 from mednext.workflow.grid import Run
 
-TABLE_STEMS: tuple[str, ...] = ("table1_configs", "table1_ablations", "table2", "test_set")
-TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -72,9 +69,6 @@ class Layout:
         return f"{self.results}/{{dataset}}/{{network}}/fold_{{fold}}/metrics.csv"
 
     # -- concrete paths ---------------------------------------------------------------------
-    def raw_dataset_json(self, dataset: str) -> str:
-        return self.raw_pattern().format(dataset_folder=get_dataset(dataset).folder_name)
-
     def plans_json(self, dataset: str) -> str:
         return self.plans_pattern().format(dataset_folder=get_dataset(dataset).folder_name)
 
@@ -96,12 +90,6 @@ class Layout:
     def ground_truth_folder(self, dataset: str) -> str:
         """Reference labels at original spacing, as nnU-Net's preprocessing copies them."""
         return f"{self.preprocessed}/{get_dataset(dataset).folder_name}/gt_segmentations"
-
-    def table(self, stem: str, fmt: str) -> str:
-        return f"{self.tables}/{stem}.{fmt}"
-
-    def summary(self, name: str) -> str:
-        return f"{self.results}/summary/{name}.csv"
 
 
 def run_from_checkpoint_wildcards(dataset_folder: str, trainer: str, fold: str | int) -> Run:

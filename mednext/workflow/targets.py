@@ -8,7 +8,7 @@ from typing import Any
 from mednext.ablations import ABLATIONS, get_ablation
 from mednext.data.registry import DATASETS, get_dataset
 from mednext.networks import get_network
-from mednext.workflow.grid import Run, ablation_runs, all_runs, main_runs
+from mednext.workflow.grid import Run, ablation_runs, main_runs
 from mednext.workflow.layout import Layout
 
 
@@ -56,12 +56,6 @@ def evaluation_region_args(dataset: str) -> list[str]:
     """``--regions NAME=L1,L2 ...`` arguments of the evaluate command for ``dataset``."""
     regions = get_dataset(dataset).regions
     return ["--regions", *(f"{r.name}={','.join(map(str, r.labels))}" for r in regions)]
-
-
-def training_checkpoints(config: Mapping[str, Any]) -> list[str]:
-    """Every checkpoint of the config's runs (main, ablations and UpKern parents)."""
-    layout = Layout.from_config(config)
-    return [layout.checkpoint(run) for run in all_runs(config)]
 
 
 def prepare_dataset_args(dataset: str, layout: Layout) -> str:
