@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--val-iters", type=int, help="validation iterations per epoch (nnU-Net: 50)")
     parser.add_argument("--save-every", type=int, help="write checkpoint_latest every N epochs (nnU-Net: 50)")
     parser.add_argument("--workers", type=int,
-                        help="CPU processes for nnU-Net's augmentation and export (nnUNet_n_proc_DA, nnUNet_def_n_proc); "
-                             "default: nnU-Net's own. Set it to the CPUs the job holds, or processes fight for cores")
+                        help="the CPUs the job holds: nnU-Net's augmentation and export processes (nnUNet_n_proc_DA, "
+                             "nnUNet_def_n_proc) and, on the CPU, torch's threads; default: nnU-Net's own (every core)")
     parser.add_argument("--no-tta-mirroring", action="store_true",
                         help="validate without mirroring test-time augmentation (8x fewer passes; the paper mirrors)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
@@ -56,13 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def nnunet_process_env(workers: int | None, tta_mirroring: bool) -> dict[str, str]:
     """Environment for the ``nnUNetv2_train`` subprocess: worker counts and the mirroring switch."""
-    from mednext.nnunet.trainers import ENV_MIRRORING
+    from mednext.nnunet.trainers import ENV_CPU_THREADS, ENV_MIRRORING
 
     env: dict[str, str] = {}
     if workers is not None:
         if workers < 1:
             raise SystemExit(f"train: --workers must be a positive integer, got {workers}")
-        env.update(nnUNet_n_proc_DA=str(workers), nnUNet_def_n_proc=str(workers))
+        env.update(nnUNet_n_proc_DA=str(workers), nnUNet_def_n_proc=str(workers), **{ENV_CPU_THREADS: str(workers)})
     if not tta_mirroring:
         env[ENV_MIRRORING] = "0"
     return env

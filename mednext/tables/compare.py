@@ -41,7 +41,7 @@ def compare(reported: pd.DataFrame, headline: pd.DataFrame | None, n_folds: int)
         stats = pd.DataFrame(columns=["network", "dataset", "metric_key", *STAT_COLUMNS])
     else:
         stats = headline.rename(columns={"metric": "metric_key"})[["network", "dataset", "metric_key", *STAT_COLUMNS]]
-    table = _with_unreported_datasets(reported, stats)
+    table = reported.copy()  # the paper's rows only: other datasets go to results_other_datasets (issue 12)
     table["metric_key"] = table["metric"].map(METRIC_COLUMN)
     table = table.merge(stats, on=["network", "dataset", "metric_key"], how="left")
     table = _fill_averages(table, n_folds)
@@ -78,22 +78,6 @@ def with_provenance(table: pd.DataFrame, provenance: pd.DataFrame, source: str =
     table["provenance_key"] = [f"{d}/{n}" if (d, n) in known else "" for d, n in pairs]
     table["mixed_commits"] = [bool(commits.get((d, n), 0) > 1) for d, n in pairs]
     return table
-
-
-def _with_unreported_datasets(reported: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
-    """Add rows (reported value NaN) for datasets a reported network was run on but the paper has not
-    (e.g. the synthetic demo set), copying that network's row labels."""
-    known = set(zip(reported["network"], reported["dataset"]))
-    networks = set(reported["network"])
-    extra = sorted({(n, d) for n, d in zip(stats["network"], stats["dataset"]) if n in networks and (n, d) not in known})
-    rows = [reported]
-    for network, dataset in extra:
-        template = reported[reported["network"] == network]
-        template = template[template["dataset"] == template["dataset"].iloc[0]].copy()
-        template["dataset"] = dataset
-        template["value"] = np.nan
-        rows.append(template)
-    return pd.concat(rows, ignore_index=True)
 
 
 def _fill_averages(table: pd.DataFrame, n_folds: int) -> pd.DataFrame:

@@ -102,6 +102,9 @@ def test_datasets_outside_the_paper_get_their_own_table_without_reported(tmp_pat
     nn = other.set_index(["network", "metric"]).loc[("nnUNet", "DSC")]
     assert nn["reproduced"] == pytest.approx((0.815 + 0.6 + 0.7 + 0.7) / 4 * 100)
     assert "| reported" not in (tmp_path / "out/results_other_datasets.md").read_text()
+    table2 = pd.read_csv(tmp_path / "out/table2.csv")  # the paper's table keeps the paper's rows only
+    assert "synthetic" not in set(table2["dataset"])
+    assert len(table2) == len(pd.read_csv(repo_root / "paper_tables/reported/table2.csv"))
     significance = pd.read_csv(tmp_path / "out/significance.csv")
     row = significance.set_index(["network", "reference", "metric"]).loc[("MedNeXt-S_k3", "nnUNet", "dsc")]
     assert row["mean_diff"] == pytest.approx(5.0 / 4) and row["n_cases"] == 8

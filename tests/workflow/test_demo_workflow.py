@@ -58,9 +58,7 @@ def test_demo_dag_went_through_sbatch_and_produced_every_table(demo_dir: Path, s
     completed = set(re.findall(r"_job_complete: JobId=(\d+) WEXITSTATUS 0", controller_log))
     assert len(completed) == 8 + 8 + 2  # trainings, evaluations, data and planning; tables run locally
     table2 = pd.read_csv(tables / "table2.csv")
-    demo_rows = table2[table2["dataset"] == "synthetic"]
-    assert set(demo_rows["network"]) == {"nnUNet", "MedNeXt-S_k3", "MedNeXt-S_k5"}
-    assert (demo_rows["folds_done"] == 2).all() and demo_rows["reproduced"].between(0, 100).all()
+    assert "synthetic" not in set(table2["dataset"])  # the paper's table keeps the paper's rows (issue 12)
     assert table2.loc[table2["dataset"] == "btcv", "reproduced"].isna().all()  # not run: shown as missing
     assert "—" in (tables / "table2.md").read_text()
 
