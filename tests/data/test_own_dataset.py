@@ -79,9 +79,10 @@ def test_a_folder_nnunet_rejects_is_rejected_naming_the_file(folder: Path, corru
 def test_label_names_become_region_names_a_command_line_can_carry(folder: Path) -> None:
     path = folder / "dataset.json"
     meta = json.loads(path.read_text())
-    meta["labels"] = {"background": 0, "liver": 1, "spleen": 2, "left kidney, right kidney": 3}
+    meta["labels"] = {"background": 0, "liver": 1, "spleen": 2, "right kidney": 3, "left kidney, lower pole": 4}
     path.write_text(json.dumps(meta))
-    assert [r.name for r in own_dataset_spec("toy", folder).regions] == ["liver", "spleen", "left_kidney_right_kidney"]
+    assert [r.name for r in own_dataset_spec("toy", folder).regions] == [
+        "liver", "spleen", "right_kidney", "left_kidney_lower_pole"]
     with pytest.raises(OwnDatasetError, match=r"region 'a=b'.*letters, digits"):
         own_dataset_spec("toy", folder, {"a=b": [1]})
 
