@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -47,13 +46,14 @@ def dataset_id_of(identifier: int | str) -> int:
     """nnU-Net dataset id of ``identifier``: a registry key (``kits19``), an id (``40``) or a folder name
     (``Dataset040_KiTS19``, also of a dataset the registry does not know); the one ``--dataset`` of the CLI."""
     from mednext.data.errors import UnknownDatasetError
+    from mednext.data.own_dataset import FOLDER_PATTERN
     from mednext.data.registry import get_dataset
 
     text = str(identifier).strip()
     try:
         return get_dataset(text).dataset_id
     except UnknownDatasetError:
-        folder = re.fullmatch(r"Dataset(\d{3})_\w+", text)
+        folder = FOLDER_PATTERN.fullmatch(text)
         if folder:
             return int(folder.group(1))
         if text.isdigit():
@@ -68,13 +68,14 @@ def dataset_folder_of(identifier: int | str) -> str:
     up by nnU-Net in ``$nnUNet_raw`` / ``$nnUNet_preprocessed`` / ``$nnUNet_results``.
     """
     from mednext.data.errors import UnknownDatasetError
+    from mednext.data.own_dataset import FOLDER_PATTERN
     from mednext.data.registry import get_dataset
 
     text = str(identifier).strip()
     try:
         return get_dataset(text).folder_name
     except UnknownDatasetError:
-        if re.fullmatch(r"Dataset\d{3}_\w+", text):
+        if FOLDER_PATTERN.fullmatch(text):
             return text
         if not text.isdigit():
             raise

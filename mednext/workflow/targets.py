@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,8 +62,6 @@ def evaluation_region_args(dataset: str) -> list[str]:
 def prepare_dataset_args(dataset: str, layout: Layout) -> str:
     """Arguments of ``mednext-repro data`` that put ``dataset`` into the nnU-Net raw folder: an own
     nnU-Net raw folder is linked (``link-raw``), a registry dataset downloaded and converted (``prepare``)."""
-    import shlex
-
     spec = get_dataset(dataset)
     if spec.nnunet_raw is not None:
         return shlex.join(["link-raw", spec.nnunet_raw, "--raw-root", str(layout.raw)])
