@@ -50,6 +50,10 @@ TRAINER_PREFIX = "nnUNetTrainer_"
 #: Modules that add networks through ``register_networks()``: the paper's ablations (part of this
 #: package) and the optional baselines plugin; a missing module is skipped.
 NETWORK_PLUGINS: tuple[str, ...] = ("mednext.ablations", "baselines.registry")
+#: plugins imported only when a name is not found without them (or for a full listing): the
+#: baselines import MONAI, ~4 s of every training's and evaluation's start-up that MedNeXt and
+#: nnU-Net runs do not need.
+LAZY_PLUGINS: tuple[str, ...] = ("baselines.registry",)
 ENV_PLUGINS = "MEDNEXT_NETWORK_PLUGINS"  # extra plugin modules, comma separated
 ENV_LR_OVERRIDES = "MEDNEXT_LR_OVERRIDES"  # JSON {"<dataset key>/<tag>": lr}, replaces LR_OVERRIDES
 
@@ -272,20 +276,40 @@ def builtin_networks() -> list[NetworkSpec]:
 
 
 class _Registry:
-    """Name -> spec, filled with the built-ins and plugins on first use (no import-time work)."""
+    """Name -> spec, filled with the built-ins and plugins on first use (no import-time work).
+
+    :data:`LAZY_PLUGINS` are loaded only by ``ensure_loaded(everything=True)``.
+    """
 
     def __init__(self) -> None:
         self.specs: dict[str, NetworkSpec] = {}
         self.loaded = False
+        self.lazy_loaded = False
 
-    def ensure_loaded(self) -> None:
-        if self.loaded:
-            return
-        self.loaded = True  # set first: plugins call register_network while we load them
-        for spec in builtin_networks():
-            self.add(spec)
-        for module_name in plugin_modules():
-            _load_plugin(module_name)
+    def ensure_loaded(self, everything: bool = False) -> None:
+        if not self.loaded:
+            self.loaded = True  # set first: plugins call register_network while we load them
+            for spec in builtin_networks():
+                self.add(spec)
+            for module_name in plugin_modules():
+                if module_name not in LAZY_PLUGINS:
+                    _load_plugin(module_name)
+        if everything and not self.lazy_loaded:
+            self.lazy_loaded = True
+            for module_name in plugin_modules():
+                if module_name in LAZY_PLUGINS:
+                    _load_plugin(module_name)
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` and its UpKern parents are registered, loading lazy plugins if not."""
+        self.ensure_loaded()
+        if not self._chain_known(name):
+            self.ensure_loaded(everything=True)
+        return self._chain_known(name)
+
+    def _chain_known(self, name: str) -> bool:
+        spec = self.specs.get(name)
+        return spec is not None and (spec.init_from is None or spec.init_from in self.specs)
 
     def add(self, spec: NetworkSpec, overwrite: bool = False) -> NetworkSpec:
         spec.validate()
@@ -364,7 +388,7 @@ def register_network(spec: NetworkSpec, *, overwrite: bool = False) -> NetworkSp
 
 def get_network(name: str) -> NetworkSpec:
     """The spec registered as ``name``; KeyError lists the known names."""
-    _REGISTRY.ensure_loaded()
+    _REGISTRY.has(name)  # loads the lazy plugins when needed
     try:
         spec = _REGISTRY.specs[name]
     except KeyError:
@@ -376,16 +400,17 @@ def get_network(name: str) -> NetworkSpec:
 
 def network_for_trainer(trainer_name: str) -> NetworkSpec:
     """The spec whose nnU-Net trainer class is ``trainer_name``; KeyError if none."""
-    _REGISTRY.ensure_loaded()
-    for spec in _REGISTRY.specs.values():
-        if spec.trainer_name == trainer_name:
-            return spec
+    for everything in (False, True):
+        _REGISTRY.ensure_loaded(everything)
+        for spec in _REGISTRY.specs.values():
+            if spec.trainer_name == trainer_name:
+                return spec
     raise KeyError(f"no registered network has trainer class {trainer_name!r}")
 
 
 def list_networks(families: Iterable[str] | None = None) -> list[str]:
     """Registered names in registration order, optionally only the given families."""
-    _REGISTRY.ensure_loaded()
+    _REGISTRY.ensure_loaded(everything=True)
     wanted = None if families is None else set(families)
     return [n for n, s in _REGISTRY.specs.items() if wanted is None or s.family in wanted]
 

