@@ -371,7 +371,11 @@ def import_plugin(module_name: str, required: str) -> ModuleType | None:
 
 
 def _load_plugin(module_name: str) -> None:
+    """Import a plugin and register its networks; only the built-in list's plugins may be absent."""
     module = import_plugin(module_name, "register_networks")
+    if module is None and module_name not in NETWORK_PLUGINS:
+        raise ImportError(f"${ENV_PLUGINS} names {module_name!r}, which cannot be imported: install it or put "
+                          f"its folder on PYTHONPATH")
     if module is not None:
         module.register_networks()
 

@@ -37,3 +37,12 @@ def test_a_plugin_network_named_in_the_config_trains_in_the_dag(tmp_path) -> Non
     out = run_snakemake("all_tables", "-n", "--forceall", "--cores", "1", "--configfile", str(path), env=_env()).stdout
     assert job_counts(out)["train"] == len(config["folds"])
     assert "trainer=nnUNetTrainer_TinyConv" in out and f"{tmp_path}/results/synthetic/TinyConv/fold_0/metrics.csv" in out
+
+
+def test_a_plugin_the_user_names_but_python_cannot_find_fails_loudly() -> None:
+    """A module named in $MEDNEXT_NETWORK_PLUGINS is asked for: not finding it is an error, not a skip."""
+    env = {**_env(), "PYTHONPATH": ""}  # the plugin's folder is not on the path
+    result = subprocess.run([sys.executable, "-m", "mednext", "networks"], cwd=REPO / "config", env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "MEDNEXT_NETWORK_PLUGINS names 'tests.plugins.tiny_network', which cannot be imported" in result.stderr
