@@ -300,16 +300,12 @@ class _Registry:
                 if module_name in LAZY_PLUGINS:
                     _load_plugin(module_name)
 
-    def has(self, name: str) -> bool:
-        """Whether ``name`` and its UpKern parents are registered, loading lazy plugins if not."""
+    def ensure_known(self, name: str) -> None:
+        """Load the lazy plugins too unless ``name`` and its UpKern parent are registered without them."""
         self.ensure_loaded()
-        if not self._chain_known(name):
-            self.ensure_loaded(everything=True)
-        return self._chain_known(name)
-
-    def _chain_known(self, name: str) -> bool:
         spec = self.specs.get(name)
-        return spec is not None and (spec.init_from is None or spec.init_from in self.specs)
+        if spec is None or (spec.init_from is not None and spec.init_from not in self.specs):
+            self.ensure_loaded(everything=True)
 
     def add(self, spec: NetworkSpec, overwrite: bool = False) -> NetworkSpec:
         spec.validate()
@@ -392,7 +388,7 @@ def register_network(spec: NetworkSpec, *, overwrite: bool = False) -> NetworkSp
 
 def get_network(name: str) -> NetworkSpec:
     """The spec registered as ``name``; KeyError lists the known names."""
-    _REGISTRY.has(name)  # loads the lazy plugins when needed
+    _REGISTRY.ensure_known(name)
     try:
         spec = _REGISTRY.specs[name]
     except KeyError:

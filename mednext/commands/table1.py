@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("table1", help=__doc__.split(": ", 1)[1])
     parser.add_argument("--reported", type=Path, default=Path("paper_tables/reported/table1_configs.csv"))
