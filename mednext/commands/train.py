@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def nnunet_process_env(workers: int | None, tta_mirroring: bool) -> dict[str, str]:
     """Environment for the ``nnUNetv2_train`` subprocess: worker counts and the mirroring switch."""
-    from mednext.nnunet.trainers import ENV_CPU_THREADS, ENV_MIRRORING
+    from mednext.nnunet.job_settings import ENV_CPU_THREADS, ENV_MIRRORING
 
     env: dict[str, str] = {}
     if workers is not None:
@@ -70,7 +70,7 @@ def nnunet_process_env(workers: int | None, tta_mirroring: bool) -> dict[str, st
 
 def training_knobs_env(args: argparse.Namespace) -> dict[str, str]:
     """Environment carrying the checkpoint period and speed knobs to ``ReproTrainer`` (config ``training:``)."""
-    from mednext.nnunet import trainers
+    from mednext.nnunet import job_settings as trainers
 
     env: dict[str, str] = {}
     minutes = getattr(args, "checkpoint_minutes", None)
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from mednext.nnunet.runner import train
-    from mednext.nnunet.trainers import Schedule
+    from mednext.nnunet.job_settings import Schedule
 
     schedule = Schedule.from_env()
     overrides = {k: v for k, v in {"epochs": args.epochs, "iters": args.iters, "val_iters": args.val_iters,
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _stop_signal_name(returncode: int) -> str | None:
     """SIGTERM/SIGUSR1 if ``returncode`` is the trainer's exit after a signal save (128 + signal)."""
-    from mednext.nnunet.trainers import STOP_SIGNALS
+    from mednext.nnunet.job_settings import STOP_SIGNALS
 
     return next((s.name for s in STOP_SIGNALS if returncode == 128 + int(s)), None)
 

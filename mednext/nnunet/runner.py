@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mednext.data.splits import fold_validation_cases
 from mednext.nnunet.checkpoints import recover_resume_checkpoints
 from mednext.networks import NetworkSpec, get_network
 from mednext.nnunet.paths import DEFAULT_PLANS, dataset_name, fold_folder, nnunet_env, require_env
-from mednext.nnunet.trainers import Schedule
+from mednext.nnunet.job_settings import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +91,9 @@ def nnunet_executable(name: str) -> str:
 
 
 def train_command(run: RunSpec, action: TrainAction, device: str) -> list[str]:
-    """The ``nnUNetv2_train`` command line for ``action``."""
+    """The ``nnUNetv2_train`` command line for ``action`` (its entry point, run as :mod:`mednext.nnunet.train_entry`)."""
     cmd = [
-        nnunet_executable("nnUNetv2_train"), str(run.dataset_id), run.config, str(run.fold),
+        sys.executable, "-m", "mednext.nnunet.train_entry", str(run.dataset_id), run.config, str(run.fold),
         "-tr", run.spec.trainer_name, "-p", run.plans, "-device", device,
     ]
     if action is TrainAction.CONTINUE:
@@ -176,6 +175,8 @@ def run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> None:
 
 def validation_cases(dataset_id: int, fold: int) -> list[str]:
     """Validation case ids of ``fold`` from nnU-Net's ``splits_final.json`` (written by the first training)."""
+    from mednext.data.splits import fold_validation_cases  # scikit-learn: only when asked
+
     splits_file = require_env("nnUNet_preprocessed") / dataset_name(dataset_id) / "splits_final.json"
     if not splits_file.is_file():
         raise FileNotFoundError(f"{splits_file} not found; nnU-Net writes it when the first fold trains")

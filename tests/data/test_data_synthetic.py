@@ -57,26 +57,30 @@ def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
         image, label = sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(seg)
         assert image.shape == label.shape == (24, 48, 40)
         assert image.dtype == np.int16 and label.dtype == np.uint8
-        assert set(np.unique(label).tolist()) == {0, 1, 2, 3, 4}
-        # CT-like: air outside the body, organs brighter than fat, kidneys brightest of the organs
+        assert set(np.unique(label).tolist()) == {0, 1, 2, 3}
+        # CT-like: air outside the body, organs brighter than fat, liver < spleen < kidney (portal-venous phase)
         assert image[0, 0, 0] < -900
-        means = {k: float(image[label == k].mean()) for k in range(1, 5)}
-        assert all(20 < means[k] < 200 for k in means), means
-        assert min(means[3], means[4]) > max(means[1], means[2])
+        core = {k: image[ndimage.binary_erosion(label == k, iterations=2)] for k in (1, 2, 3)}
+        assert all(core[k].size > 0 for k in core)
+        means = {k: float(core[k].mean()) for k in core}
+        assert all(40 < means[k] < 300 for k in means), means
+        # learnable by appearance: inside the organs (away from the blurred rim) neighbouring organs differ
+        # by more than twice the voxel noise
+        for darker, brighter in ((1, 2), (2, 3)):
+            assert means[brighter] - means[darker] > 2 * max(core[darker].std(), core[brighter].std()), means
+        # no voxel outside the organs is as bright as a kidney (no skeleton: see mednext.data.synthetic)
+        assert np.percentile(image[label == 0], 99.9) < means[3] - 3 * core[3].std()
         # the liver is the largest organ
-        counts = np.bincount(label.ravel(), minlength=5)
+        counts = np.bincount(label.ravel(), minlength=4)
         assert counts[1] == counts[1:].max()
-        # learnable by appearance: inside the organs (away from the blurred rim) liver and spleen differ by
-        # more than twice the voxel noise
-        core = {k: image[ndimage.binary_erosion(label == k, iterations=2)] for k in (1, 2)}
-        assert core[2].mean() - core[1].mean() > 2 * max(core[1].std(), core[2].std())
-        # learnable by position: liver and right kidney on one side (-x), spleen and left kidney on the other
+        # learnable by position: liver on one side (-x), spleen on the other, a kidney on each side
         x_mid = (label.shape[2] - 1) / 2
-        centre_x = {k: float(np.nonzero(label == k)[2].mean()) for k in range(1, 5)}
-        assert centre_x[1] < x_mid < centre_x[2] and centre_x[3] < x_mid < centre_x[4], centre_x
+        xs = {k: np.nonzero(label == k)[2] for k in range(1, 4)}
+        assert xs[1].mean() < x_mid < xs[2].mean(), {k: v.mean() for k, v in xs.items()}
+        assert (xs[3] < x_mid).sum() > 0.3 * xs[3].size and (xs[3] > x_mid).sum() > 0.3 * xs[3].size
         # kidneys caudal (lower z) to liver and spleen
-        centre_z = {k: float(np.nonzero(label == k)[0].mean()) for k in range(1, 5)}
-        assert max(centre_z[3], centre_z[4]) < min(centre_z[1], centre_z[2]), centre_z
+        centre_z = {k: float(np.nonzero(label == k)[0].mean()) for k in range(1, 4)}
+        assert centre_z[3] < min(centre_z[1], centre_z[2]), centre_z
 
 
 def test_existing_folder_is_replaced_and_no_temp_left(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ def _config(workdir: Path) -> Path:
     """The complete demo config, cut to one nnU-Net fold with a 1-minute CPU runtime on the first attempt."""
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     config.update(networks=["nnUNet"], folds=[0], ablations={"datasets": [], "networks": []})
+    config["planning"]["batch_3d"] = 2  # the iteration cost EPOCHS was sized for (the demo itself uses 1)
     config["training"].update(epochs=EPOCHS, iterations_per_epoch=1, val_iterations=1, save_every=1000,
                               checkpoint_minutes=30, tta_mirroring=False)
     config["resources"] = {**config.get("resources", {}), "cpu_runtime_min": 1}  # attempt k: k minutes

@@ -5,7 +5,7 @@ import sys
 from snakemake.utils import validate
 
 from mednext.workflow import targets
-from mednext.workflow.grid import Run, all_runs, check_config, configurations_for
+from mednext.workflow.grid import Run, all_runs, check_config, configurations_for, scheduling_priority
 from mednext.workflow.layout import Layout, run_from_checkpoint_wildcards
 from mednext.workflow import resources as res
 from mednext.workflow.config_source import select_config, training_knob_args
