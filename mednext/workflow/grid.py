@@ -99,13 +99,18 @@ def parent_run(run: Run) -> Run | None:
     return None if parent is None else Run(run.dataset, parent, run.fold)
 
 
-def scheduling_priority(run: Run, config: Mapping[str, Any]) -> int:
-    """1 for a run another configured run starts from (an UpKern parent), else 0.
+def upkern_parents(config: Mapping[str, Any]) -> frozenset[Run]:
+    """The runs another configured run starts from by UpKern (same dataset and fold)."""
+    return frozenset(parent for parent in map(parent_run, all_runs(config)) if parent is not None)
 
-    Snakemake then starts parents first, so that a kernel-5 run does not wait for its parent at the
-    end of the DAG while the other cores idle (measured on the 2-core demo: about a minute).
+
+def scheduling_priority(run: Run, parents: frozenset[Run]) -> int:
+    """Snakemake priority of a training: 1 for an UpKern parent (:func:`upkern_parents`), else 0.
+
+    Parents then start first, so that a kernel-5 run does not wait for its parent at the end of the
+    DAG while the other cores idle (measured on the 2-core demo: about a minute).
     """
-    return int(any(parent_run(other) == run for other in all_runs(config)))
+    return int(run in parents)
 
 
 def all_runs(config: Mapping[str, Any]) -> list[Run]:

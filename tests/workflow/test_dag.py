@@ -238,11 +238,12 @@ def test_jobs_get_nnunet_folders_and_config_hashes_on_their_command_line(tmp_pat
 def test_upkern_parents_are_scheduled_first() -> None:
     """Runs another run starts from (the registry's ``init_from``) get priority 1, the rest 0."""
     from mednext.networks import get_network
-    from mednext.workflow.grid import all_runs, scheduling_priority
+    from mednext.workflow.grid import all_runs, scheduling_priority, upkern_parents
 
     config = load_config_file(REPO / "config" / "paper.yaml")
     runs = all_runs(config)
     parents = {(r.dataset, get_network(r.network).init_from, r.fold) for r in runs if get_network(r.network).init_from}
     assert {("btcv", "MedNeXt-B_k3", 0), ("kits19", "MedNeXt-L_k3", 4)} <= parents
+    computed = upkern_parents(config)
     for run in runs:
-        assert scheduling_priority(run, config) == int((run.dataset, run.network, run.fold) in parents), run
+        assert scheduling_priority(run, computed) == int((run.dataset, run.network, run.fold) in parents), run

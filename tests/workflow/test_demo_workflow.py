@@ -46,8 +46,10 @@ LEARNED_DSC = 0.80
 def demo_dir(slurm_env, tmp_path_factory) -> Path:
     """The demo DAG (``config/demo.yaml`` as ``make demo`` runs it) through ``--profile slurm`` into a fresh work directory."""
     workdir = tmp_path_factory.mktemp("demo")
+    # --jobs 4 on the 2-CPU node: SLURM holds two ready jobs pending and starts each the moment a CPU frees,
+    # instead of after the executor's next status check (its interval grows by 10 s per idle check).
     run_snakemake("all_tables", "--profile", "slurm", "--configfile", DEMO_CONFIG, "--directory", str(workdir),
-                  "--jobs", "2", "--slurm-keep-successful-logs", env=slurm_env, timeout=2400)
+                  "--jobs", "4", "--slurm-keep-successful-logs", env=slurm_env, timeout=2400)
     return workdir
 
 

@@ -5,7 +5,7 @@ import sys
 from snakemake.utils import validate
 
 from mednext.workflow import targets
-from mednext.workflow.grid import Run, all_runs, check_config, configurations_for, scheduling_priority
+from mednext.workflow.grid import Run, all_runs, check_config, configurations_for, scheduling_priority, upkern_parents
 from mednext.workflow.layout import Layout, run_from_checkpoint_wildcards
 from mednext.workflow import resources as res
 from mednext.workflow.config_source import select_config, training_knob_args
@@ -21,6 +21,7 @@ check_config(config, "workflow config")
 
 LAYOUT = Layout.from_config(config)
 RES = res.merged_resources(config)
+UPKERN_PARENTS = upkern_parents(config)  # train jobs these runs start from get priority (UpKern order)
 # The reported numbers ship with the workflow: a relative path is relative to the Snakefile.
 REPORTED = config["reported"] if os.path.isabs(config["reported"]) else os.path.join(workflow.basedir, config["reported"])
 PY = f'"{sys.executable}" -m mednext'

@@ -19,7 +19,7 @@ rule train:
         knobs=training_knob_args(config["training"]),
         compile="--compile" if config["training"].get("compile", False) else "--no-compile",
     threads: 1 if config["device"] == "cpu" else RES["cpus_per_gpu"]
-    priority: lambda wc: scheduling_priority(train_run(wc), config)
+    priority: lambda wc: scheduling_priority(train_run(wc), UPKERN_PARENTS)
     resources:
         gpu=1 if config["device"] == "cuda" else 0,
         cpus_per_gpu=RES["cpus_per_gpu"] if config["device"] == "cuda" else 0,
