@@ -70,20 +70,20 @@ def nnunet_process_env(workers: int | None, tta_mirroring: bool) -> dict[str, st
 
 def training_knobs_env(args: argparse.Namespace) -> dict[str, str]:
     """Environment carrying the checkpoint period and speed knobs to ``ReproTrainer`` (config ``training:``)."""
-    from mednext.nnunet import job_settings as trainers
+    from mednext.nnunet import job_settings
 
     env: dict[str, str] = {}
     minutes = getattr(args, "checkpoint_minutes", None)
     if minutes is not None:
         if not minutes > 0:
             raise SystemExit(f"train: --checkpoint-minutes must be positive, got {minutes}")
-        env[trainers.ENV_CHECKPOINT_MINUTES] = str(minutes)
+        env[job_settings.ENV_CHECKPOINT_MINUTES] = str(minutes)
     if getattr(args, "gradient_checkpointing", None):
-        env[trainers.ENV_GRADIENT_CHECKPOINTING] = args.gradient_checkpointing
+        env[job_settings.ENV_GRADIENT_CHECKPOINTING] = args.gradient_checkpointing
     if getattr(args, "autocast_dtype", None):
-        env[trainers.ENV_AUTOCAST_DTYPE] = args.autocast_dtype
+        env[job_settings.ENV_AUTOCAST_DTYPE] = args.autocast_dtype
     if getattr(args, "channels_last", False):
-        env[trainers.ENV_CHANNELS_LAST] = "1"
+        env[job_settings.ENV_CHANNELS_LAST] = "1"
     return env
 
 

@@ -39,6 +39,7 @@ PREVIOUS_LATEST_CHECKPOINT = "checkpoint_latest.prev.pth"
 INITIAL_WEIGHTS_FILE = "initial_weights.pth"
 UPKERN_REPORT_FILE = "upkern.json"
 
+
 @dataclass(frozen=True)
 class Schedule:
     """Epochs, iterations per epoch, validation iterations and checkpoint period.
