@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start (or stop) a real one-node SLURM cluster on this machine for the workflow tests
 # (Debian slurmctld + slurmd + munge, no accounting; shared/reference/install_and_integration_trials.md §5).
-# Needs root. Usage: tools/local_slurm.sh start|stop [STATE_DIR]
+# Needs root. Usage: tools/local_slurm.sh install|start|stop [STATE_DIR]
+# (install: only the Debian packages, e.g. in the background while pip installs; start installs them too.)
 # After `start`, export SLURM_CONF=STATE_DIR/slurm.conf to use sbatch/squeue against it.
 set -euo pipefail
 action=${1:?usage: $0 start|stop [STATE_DIR]}
@@ -21,18 +22,25 @@ stop() {
     done
 }
 
+install_packages() {
+    if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
+        [ "$(id -u)" = 0 ] || { echo "SLURM is not installed and installing it needs root" >&2; exit 1; }
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+    fi
+}
+
+if [ "$action" = install ]; then
+    install_packages
+    exit 0
+fi
 if [ "$action" = stop ]; then
     stop
     grep -qs '^ClusterName=mednext-test$' /etc/slurm/slurm.conf && rm -f /etc/slurm/slurm.conf
     exit 0
 fi
 [ "$action" = start ] || { echo "unknown action $action" >&2; exit 2; }
-
-if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
-    [ "$(id -u)" = 0 ] || { echo "SLURM is not installed and installing it needs root" >&2; exit 1; }
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
-fi
+install_packages
 
 mkdir -p "$state"/{spool,ctld,log} /run/munge /var/log/munge /var/lib/munge /etc/munge
 if [ ! -s /etc/munge/munge.key ]; then

@@ -103,6 +103,18 @@ def autocast_dtype_from_env(environ: dict[str, str] | None = None) -> torch.dtyp
     return choices[raw]
 
 
+#: nnU-Net redraws ``progress.png`` after every epoch (about 0.7 s of matplotlib on a CPU core). A GPU
+#: epoch of the paper's schedule (250 iterations) takes minutes, so there it still redraws every epoch;
+#: the CPU demo's few-second epochs redraw at most this often, and always after the last one.
+PROGRESS_PLOT_MIN_SECONDS = 30.0
+
+
+def progress_plot_due(epoch: int, num_epochs: int, seconds_since_last_plot: float, stopping: bool) -> bool:
+    """Whether the epoch that just ended redraws ``progress.png``: the last epoch, a stop signal, or
+    :data:`PROGRESS_PLOT_MIN_SECONDS` since the previous drawing (the first epoch of a process always draws)."""
+    return epoch >= num_epochs - 1 or stopping or seconds_since_last_plot >= PROGRESS_PLOT_MIN_SECONDS
+
+
 class StopTraining(SystemExit):
     """Raised after the signal save: the process ends non-zero so that Snakemake retries and resumes."""
 
@@ -151,6 +163,17 @@ class ReproTrainer(nnUNetTrainer):
         self.stop_signal: int | None = None
         self._previous_handlers: dict[int, object] = {}
         self._last_latest_save = time.monotonic()
+        # nnU-Net's epoch end calls logger.plot_progress_png; route it through the throttle
+        self._draw_progress_png = self.logger.plot_progress_png
+        self._last_progress_plot = -float("inf")
+        self.logger.plot_progress_png = self._plot_progress_when_due
+
+    def _plot_progress_when_due(self, output_folder: str) -> None:
+        """nnU-Net's ``progress.png``, redrawn when :func:`progress_plot_due` says so."""
+        now = time.monotonic()
+        if progress_plot_due(self.current_epoch, self.num_epochs, now - self._last_progress_plot, self.stop_signal is not None):
+            self._draw_progress_png(output_folder)
+            self._last_progress_plot = now
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """nnU-Net's augmentation settings; mirroring TTA dropped when ``$MEDNEXT_TTA_MIRRORING`` is 0."""

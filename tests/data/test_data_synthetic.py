@@ -70,6 +70,12 @@ def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
             assert means[brighter] - means[darker] > 2 * max(core[darker].std(), core[brighter].std()), means
         # no voxel outside the organs is as bright as a kidney (no skeleton: see mednext.data.synthetic)
         assert np.percentile(image[label == 0], 99.9) < means[3] - 3 * core[3].std()
+        # separate organs: a fat plane of at least 2 mm (the generator's 3 mm, less a voxel's rounding)
+        # between every pair, so that each organ is its own connected component, as in a patient
+        for organ in (1, 2, 3):
+            gap_mm = ndimage.distance_transform_edt(label != organ, sampling=(3.0, 0.7, 0.9))
+            assert gap_mm[(label > 0) & (label != organ)].min() >= 2.0, (case, organ)
+        assert [ndimage.label(label == k)[1] for k in (1, 2, 3)] == [1, 1, 2]  # one liver, one spleen, two kidneys
         # the liver is the largest organ
         counts = np.bincount(label.ravel(), minlength=4)
         assert counts[1] == counts[1:].max()

@@ -202,6 +202,7 @@ def test_nnunet_default_train_and_validate(env: dict[str, Path]) -> None:
     val_cases = validation_cases(DATASET_ID, 0)
     assert sorted(p.name for p in (fold_dir / "validation").glob("*.nii.gz")) == [f"{c}.nii.gz" for c in sorted(val_cases)]
     _assert_dice_summary(fold_dir / "validation" / "summary.json", len(val_cases))
+    assert (fold_dir / "progress.png").is_file()  # nnU-Net's plot, throttled, still drawn after the last epoch
 
     # Issue 10: the run left its recipe card, agreeing with what the checkpoint's optimiser really used.
     for network, optimiser in (("nnUNet", "SGD"), ("MedNeXt-S_k3", "AdamW")):

@@ -168,3 +168,20 @@ def test_every_trainer_of_the_paper_config_resolves_baselines_included(monkeypat
         assert cls.__name__ == spec.trainer_name and cls.network_name == name
         expected = ReproTrainer if name == "nnUNet" else DeepSupervisedTrainer if spec.deep_supervision else NoDeepSupervisionTrainer
         assert cls.__mro__[1] is expected
+
+
+def test_progress_png_is_redrawn_every_gpu_epoch_and_at_most_twice_a_minute_on_the_cpu_demo() -> None:
+    from mednext.nnunet.trainers import progress_plot_due
+
+    def drawn(epoch_seconds: float, epochs: int, stop_after: int | None = None) -> list[int]:
+        last, epochs_drawn = -float("inf"), []
+        for epoch in range(epochs):
+            now = (epoch + 1) * epoch_seconds
+            if progress_plot_due(epoch, epochs, now - last, stopping=epoch == stop_after):
+                epochs_drawn.append(epoch)
+                last = now
+        return epochs_drawn
+
+    assert drawn(150.0, 10) == list(range(10))  # the paper's schedule on a GPU: nnU-Net's every epoch
+    assert drawn(6.0, 16) == [0, 5, 10, 15]  # the CPU demo: the first, every 30 s, and the last
+    assert drawn(6.0, 8, stop_after=2) == [0, 2, 7]  # a stop signal draws before the job exits

@@ -3,9 +3,8 @@
 The cluster (Debian slurmctld + slurmd + munge, no accounting) is started by ``tools/local_slurm.sh``;
 the demo runs through ``--profile slurm`` exactly as a user's paper run would, with ``config/demo.yaml``
 unchanged as its CPU config. This one run is both the cluster check (submission, UpKern order, reruns)
-and the demo's regression guard (issue 12, item 4): the MedNeXt networks must reach a cross-fold mean
-DSC of at least 0.80 on the synthetic validation cases, nnU-Net (SGD, unstable over 64 iterations) at
-least 0.60. The later tests reuse that finished work directory.
+and the demo's regression guard (issue 12, item 4): every demo network must reach a cross-fold mean
+DSC of at least 0.80 on the synthetic validation cases. The later tests reuse that finished work directory.
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ import yaml
 
 from mednext.checkpoint_io import load_weights_only
 from mednext.networks import get_network
+from mednext.workflow.grid import Run
+from mednext.workflow.layout import Layout
 from tests.workflow.conftest import REPO, SNAKEMAKE, job_counts, run_snakemake
 
 DEMO_CONFIG = str(REPO / "config" / "demo.yaml")
@@ -38,13 +39,9 @@ pytestmark = pytest.mark.slow
 DEMO = yaml.safe_load(Path(DEMO_CONFIG).read_text())
 FOLDS = DEMO["folds"]
 DEMO_NETWORKS = DEMO["networks"] + DEMO["ablations"]["networks"]
-#: Issue 12, item 1: the demo's MedNeXt networks (AdamW) reach this cross-fold mean DSC on the synthetic
-#: validation cases in every run so far (0.86-0.94).
+#: Issue 12, item 1: every demo network reaches this cross-fold mean DSC on the synthetic validation
+#: cases (README, "CPU demo" in DEVIATIONS.md).
 LEARNED_DSC = 0.80
-#: nnU-Net's SGD (momentum 0.99) is not stable over the demo's 64 iterations: cross-fold means 0.71-0.86,
-#: single folds 0.51-0.91 in our runs (DEVIATIONS.md, "CPU demo"). Its guard catches broken learning
-#: (an untrained or mislabelled run scores below 0.3), not the 0.80 target, which it does not meet reliably.
-LEARNED_DSC_SGD = 0.60
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +80,7 @@ def test_demo_dag_went_through_sbatch_and_produced_every_table(demo_dir: Path, s
 
 
 def test_every_demo_network_learns(demo_dir: Path) -> None:
-    """Issue 12's regression guard: cross-fold mean DSC per network (0.80 AdamW, 0.60 SGD), in our table and nnU-Net's summaries."""
+    """Issue 12's regression guard: cross-fold mean DSC >= 0.80 per network, in our table and in nnU-Net's summaries."""
     table = pd.read_csv(demo_dir / "demo" / "paper_tables" / "results_other_datasets.csv")
     dsc = table[(table["dataset"] == "synthetic") & (table["metric"] == "DSC")].set_index("network")
     assert sorted(dsc.index) == sorted(DEMO_NETWORKS)
@@ -96,8 +93,7 @@ def test_every_demo_network_learns(demo_dir: Path) -> None:
         nnunet_dice = [json.loads((results / f"{trainer}__nnUNetPlans_1mm__3d_fullres" / f"fold_{fold}" / "validation"
                                    / "summary.json").read_text())["foreground_mean"]["Dice"] for fold in FOLDS]
         learned[network] = (round(float(dsc.loc[network, "reproduced"]) / 100, 4), round(sum(nnunet_dice) / len(nnunet_dice), 4))
-    bar = {network: LEARNED_DSC_SGD if get_network(network).optimizer == "sgd" else LEARNED_DSC for network in learned}
-    assert all(ours >= bar[n] and theirs >= bar[n] for n, (ours, theirs) in learned.items()), (learned, bar)
+    assert all(ours >= LEARNED_DSC and theirs >= LEARNED_DSC for ours, theirs in learned.values()), learned
     # the two agree: the same predictions, scored by our evaluation and by nnU-Net (2 cases in every fold)
     assert all(abs(ours - theirs) < 1e-3 for ours, theirs in learned.values()), learned
 
@@ -159,3 +155,71 @@ def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> Non
     assert interrupted_epoch >= 1
     epochs = [int(e) for e in re.findall(r"Epoch (\d+)\n", second_attempt)]
     assert epochs and epochs[0] == interrupted_epoch and epochs[-1] == 3
+
+
+# --- A SLURM time-out loses at most one epoch (issue 11, item 2); last in this module: it adds a fold. ---
+
+#: One nnU-Net training (the fastest network on a CPU; the signal path is the same ReproTrainer for every
+#: network) of TIMEOUT_EPOCHS epochs of one iteration, ~1.7 s each on a 2-core machine: longer than its
+#: 1-minute first attempt even on a machine 1.5x faster, done by the 2-minute second attempt.
+TIMEOUT_EPOCHS = 60
+TIMEOUT_FOLD = 2  # not a demo fold: the demo's results stay as they are; the demo's data and plans are reused
+
+
+def _timeout_config(workdir: Path) -> Path:
+    """The complete demo config, cut to one nnU-Net fold with a 1-minute CPU runtime on the first attempt."""
+    config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
+    config.update(networks=["nnUNet"], folds=[TIMEOUT_FOLD], ablations={"datasets": [], "networks": []})
+    config["training"].update(epochs=TIMEOUT_EPOCHS, iterations_per_epoch=1, val_iterations=1, save_every=1000,
+                              checkpoint_minutes=30, tta_mirroring=False)
+    config["resources"] = {**config.get("resources", {}), "cpu_runtime_min": 1}  # attempt k: k minutes
+    path = workdir / "timeout.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _signal_epoch(log: str) -> int | None:
+    """The epoch the signal save told the retry to start (None if this attempt was not signalled)."""
+    mid = re.search(r"SIGTERM: saved checkpoint_latest mid-epoch (\d+)", log)
+    if mid:
+        return int(mid.group(1))
+    after = re.search(r"SIGTERM: saved checkpoint_latest after epoch (\d+)", log)
+    return int(after.group(1)) + 1 if after else None
+
+
+def test_time_limit_sigterm_saves_and_the_retry_resumes_there(demo_dir: Path, slurm_env: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """SLURM's time-limit SIGTERM reaches ``nnUNetv2_train`` inside the jobstep's ``srun`` (through
+    ``mednext-repro train``, which passes it on); the trainer saves ``checkpoint_latest`` and exits
+    non-zero, Snakemake retries, and each retry starts at the epoch that save recorded. ``save_every``
+    is larger than the run, so the only checkpoints are the signal saves: a retry starting anywhere but
+    epoch 0 proves them. The controller's own log says which jobs timed out."""
+    config_file = _timeout_config(tmp_path)
+    layout = Layout.from_config(yaml.safe_load(config_file.read_text()))
+    run = Run("synthetic", "nnUNet", TIMEOUT_FOLD)
+    # attempt k gets k minutes; on a 2-core CI machine the second attempt finishes. More retries only
+    # matter on a loaded machine, where start-up alone can take a whole first attempt.
+    run_snakemake(layout.checkpoint(run), "--profile", "slurm", "--configfile", str(config_file), "--directory",
+                  str(demo_dir), "--jobs", "1", "--retries", "5", env=slurm_env, timeout=1800)
+
+    controller_log = (Path(slurm_env["SLURM_CONF"]).parent / "log" / "slurmctld.log").read_text()
+    timed_out = re.findall(r"Time limit exhausted for JobId=(\d+)", controller_log)
+    assert timed_out, "no training attempt hit its 1-minute time limit"
+    fold_dir = demo_dir / Path(layout.checkpoint(run)).parent
+    logs = [p.read_text() for p in sorted(fold_dir.glob("training_log_*.txt"))]
+    # one nnU-Net log per attempt that got as far as the trainer (a loaded machine may spend a whole
+    # first minute starting up); the last one finished
+    assert 2 <= len(logs) <= len(timed_out) + 1
+    # the attempt that trained the last epoch; a later one may only run nnU-Net's final validation
+    done = next(i for i, log in enumerate(logs) if "Training done." in log)
+    resumed_at = []
+    for attempt, following in zip(logs[:done], logs[1:done + 1]):
+        recorded = _signal_epoch(attempt)
+        assert recorded is not None, "a timed-out attempt did not save on SIGTERM"
+        epochs_run = [int(e) for e in re.findall(r": Epoch (\d+)\s*$", attempt, flags=re.MULTILINE)]
+        assert recorded - 1 <= epochs_run[-1] <= recorded  # at most the interrupted epoch is redone
+        first_epoch = int(re.findall(r": Epoch (\d+)\s*$", following, flags=re.MULTILINE)[0])
+        assert first_epoch == recorded  # the retry resumed at the signal save, not at epoch 0
+        resumed_at.append(first_epoch)
+    assert max(resumed_at) >= 1  # save_every=1000: only the signal save can have put it there
+    assert load_weights_only(fold_dir / "checkpoint_final.pth")["current_epoch"] == TIMEOUT_EPOCHS
