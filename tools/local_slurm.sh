@@ -5,7 +5,7 @@
 # (install: only the Debian packages, e.g. in the background while pip installs; start installs them too.)
 # After `start`, export SLURM_CONF=STATE_DIR/slurm.conf to use sbatch/squeue against it.
 set -euo pipefail
-action=${1:?usage: $0 start|stop [STATE_DIR]}
+action=${1:?usage: $0 install|start|stop [STATE_DIR]}
 state=${2:-/tmp/mednext-slurm}
 conf="$state/slurm.conf"
 
@@ -76,7 +76,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
 # At the time limit SLURM sends SIGTERM, then SIGKILL KillWait seconds later (SLURM's defaults, written
-# out because tests/workflow/test_slurm_timeout.py relies on them): the trainer saves in between.
+# out because the time-out test in tests/workflow/test_demo_workflow.py relies on them): the trainer saves in between.
 KillWait=30
 OverTimeLimit=0
 MpiDefault=none

@@ -103,16 +103,16 @@ def autocast_dtype_from_env(environ: dict[str, str] | None = None) -> torch.dtyp
     return choices[raw]
 
 
-#: nnU-Net redraws ``progress.png`` after every epoch (about 0.7 s of matplotlib on a CPU core). A GPU
-#: epoch of the paper's schedule (250 iterations) takes minutes, so there it still redraws every epoch;
-#: the CPU demo's few-second epochs redraw at most this often, and always after the last one.
+#: nnU-Net redraws ``progress.png`` after every epoch (about 0.7 s of matplotlib on a CPU core). On the
+#: CPU (the demo's few-second epochs) it is redrawn at most this often, and always after the last epoch;
+#: on a GPU every epoch, as nnU-Net does.
 PROGRESS_PLOT_MIN_SECONDS = 30.0
 
 
-def progress_plot_due(epoch: int, num_epochs: int, seconds_since_last_plot: float, stopping: bool) -> bool:
-    """Whether the epoch that just ended redraws ``progress.png``: the last epoch, a stop signal, or
-    :data:`PROGRESS_PLOT_MIN_SECONDS` since the previous drawing (the first epoch of a process always draws)."""
-    return epoch >= num_epochs - 1 or stopping or seconds_since_last_plot >= PROGRESS_PLOT_MIN_SECONDS
+def progress_plot_due(epoch: int, num_epochs: int, seconds_since_last_plot: float) -> bool:
+    """Whether a CPU training's epoch that just ended redraws ``progress.png``: the last epoch, or
+    :data:`PROGRESS_PLOT_MIN_SECONDS` since the previous drawing (a process's first epoch always draws)."""
+    return epoch >= num_epochs - 1 or seconds_since_last_plot >= PROGRESS_PLOT_MIN_SECONDS
 
 
 class StopTraining(SystemExit):
@@ -169,9 +169,9 @@ class ReproTrainer(nnUNetTrainer):
         self.logger.plot_progress_png = self._plot_progress_when_due
 
     def _plot_progress_when_due(self, output_folder: str) -> None:
-        """nnU-Net's ``progress.png``, redrawn when :func:`progress_plot_due` says so."""
+        """nnU-Net's ``progress.png``: every epoch on a GPU, on the CPU when :func:`progress_plot_due` says so."""
         now = time.monotonic()
-        if progress_plot_due(self.current_epoch, self.num_epochs, now - self._last_progress_plot, self.stop_signal is not None):
+        if self.device.type != "cpu" or progress_plot_due(self.current_epoch, self.num_epochs, now - self._last_progress_plot):
             self._draw_progress_png(output_folder)
             self._last_progress_plot = now
 

@@ -41,6 +41,29 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path: Path) 
     assert bytes_a["labelsTr/synth_000.nii.gz"] != bytes_a["labelsTr/synth_001.nii.gz"]
 
 
+def _assert_separate_organs(label: np.ndarray, spacing: tuple[float, float, float], case: str) -> None:
+    """A fat plane of more than 3 mm between every pair of organs (the generator's), measured by scipy's
+    distance transform, so that each organ is its own connected component, as in a patient."""
+    for organ in (1, 2, 3):
+        gap_mm = ndimage.distance_transform_edt(label != organ, sampling=spacing)
+        assert gap_mm[(label > 0) & (label != organ)].min() > 3.0, (case, organ)
+    assert [ndimage.label(label == k)[1] for k in (1, 2, 3)] == [1, 1, 2], case  # one liver, one spleen, two kidneys
+
+
+def test_demo_default_cases_hold_every_organ_apart_and_fit_a_few_patches(tmp_path: Path) -> None:
+    """The demo's own dataset (registry defaults: 8 cases, seed 0, the default geometry)."""
+    folder = write_synthetic_dataset(tmp_path, n_cases=get_dataset("synthetic").expected_training_cases)
+    for seg_file in sorted((folder / "labelsTr").glob("*.nii.gz")):
+        seg = sitk.ReadImage(str(seg_file))
+        label = sitk.GetArrayFromImage(seg)
+        assert set(np.unique(label).tolist()) == {0, 1, 2, 3}, seg_file.name
+        _assert_separate_organs(label, tuple(reversed(seg.GetSpacing())), seg_file.name)
+        # at 1 mm the field of view is at most 1.25 patches of 32 per axis: each sliding-window tile sees
+        # most of the abdomen (mednext.data.synthetic, DEVIATIONS.md "CPU demo")
+        extent_mm = np.array(label.shape) * np.array(tuple(reversed(seg.GetSpacing())))
+        assert (extent_mm >= 32).all() and (extent_mm <= 40).all(), extent_mm
+
+
 def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
     folder = write_synthetic_dataset(tmp_path, dataset_id=991, name="Demo", n_cases=2, shape=(24, 48, 40), spacing=(3.0, 0.7, 0.9))
     assert folder == tmp_path / "Dataset991_Demo"
@@ -70,12 +93,7 @@ def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
             assert means[brighter] - means[darker] > 2 * max(core[darker].std(), core[brighter].std()), means
         # no voxel outside the organs is as bright as a kidney (no skeleton: see mednext.data.synthetic)
         assert np.percentile(image[label == 0], 99.9) < means[3] - 3 * core[3].std()
-        # separate organs: a fat plane of at least 2 mm (the generator's 3 mm, less a voxel's rounding)
-        # between every pair, so that each organ is its own connected component, as in a patient
-        for organ in (1, 2, 3):
-            gap_mm = ndimage.distance_transform_edt(label != organ, sampling=(3.0, 0.7, 0.9))
-            assert gap_mm[(label > 0) & (label != organ)].min() >= 2.0, (case, organ)
-        assert [ndimage.label(label == k)[1] for k in (1, 2, 3)] == [1, 1, 2]  # one liver, one spleen, two kidneys
+        _assert_separate_organs(label, (3.0, 0.7, 0.9), case)
         # the liver is the largest organ
         counts = np.bincount(label.ravel(), minlength=4)
         assert counts[1] == counts[1:].max()

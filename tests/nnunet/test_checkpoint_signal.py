@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # two short nnU-Net trainings on the CPU
 
 PLANS = "nnUNetPlans_signal"
 EPOCHS = 4
-NETWORK = "nnUNet"  # the same ReproTrainer save/exit path as every network, and the fastest on a CPU
+NETWORK = "nnUNet"  # the same ReproTrainer save/exit path as every network
 
 
 def _epochs(log: str) -> list[int]:
