@@ -16,8 +16,9 @@ vertebra, 0.87 without). The default field of view, 35 x 38 x 38 mm, is a little
 demo's 32^3 mm patch, so every sliding-window tile (8 per case) sees most of the abdomen. With a
 45 x 48 x 48 mm view, nnU-Net's network after a few dozen iterations labelled the liver from the
 context of the tile it was in: on one case the same trained model scored liver DSC 0.33 with 32^3
-tiles and 0.90 with the whole volume as one tile (DEVIATIONS.md, "CPU demo"). Output bytes depend only on the arguments: SimpleITK's gzip writer stores mtime 0 and no file
-name, and every random draw comes from a generator seeded by ``(seed, case)``.
+tiles and 0.90 with the whole volume as one tile (DEVIATIONS.md, "CPU demo"). Output bytes depend
+only on the arguments: SimpleITK's gzip writer stores mtime 0 and no file name, and every random draw
+comes from a generator seeded by ``(seed, case)``.
 """
 
 from __future__ import annotations
