@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
-## the tests (what CI runs)
+## the tests (what CI runs): two pytest-xdist workers, one module per worker at a time (module fixtures
+## run once); the SLURM demo module starts first and the rest of the suite runs beside it
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ## the main job: the demo DAG (config/demo.yaml, the Snakefile's default) end to end on the CPU, then its report
 demo: $(STAMP)

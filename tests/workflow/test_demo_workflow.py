@@ -35,7 +35,7 @@ TABLE_FILES += ["provenance.csv"]  # one row per (dataset, network, fold) behind
 TABLE_FILES += [f"{stem}.{ext}" for stem in ("results_other_datasets", "significance") for ext in ("csv", "md", "tex")]
 TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", "upkern_first_epoch.png"]  # issue 12
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.starts_first]
 
 DEMO = yaml.safe_load(Path(DEMO_CONFIG).read_text())
 FOLDS = DEMO["folds"]
@@ -162,20 +162,31 @@ def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> Non
 # demo's work directory and reuses its cluster, data and plans (its config keeps the demo's `planning`, so
 # nothing is re-planned; changing `planning` there would re-plan the demo's data). ---
 
-#: One nnU-Net training (the signal path is the same ReproTrainer for every network) of TIMEOUT_EPOCHS
-#: epochs of one iteration, ~1.7 s each on a 2-core machine: longer than its 1-minute first attempt even
-#: on a machine 1.5x faster, done by the 2-minute second attempt.
-TIMEOUT_EPOCHS = 60
+#: One nnU-Net training (the signal path is the same ReproTrainer for every network) of one-iteration
+#: epochs, as many as this machine runs in about TRAINING_LEFT_S after the test ends the job's time at
+#: epoch TIME_OUT_AT_EPOCH: more than the <= 30 s slurmctld takes to notice, on a fast machine or a slow one.
+TIME_OUT_AT_EPOCH = 2
+TRAINING_LEFT_S = 50
 TIMEOUT_FOLD = 2  # not a demo fold: the demo's results stay as they are; the demo's data and plans are reused
 
 
-def _timeout_config(workdir: Path) -> Path:
-    """The complete demo config, cut to one nnU-Net fold with a 1-minute CPU runtime on the first attempt."""
+def _timeout_epochs(demo_dir: Path) -> int:
+    """Epochs of one iteration for ~TRAINING_LEFT_S after TIME_OUT_AT_EPOCH, from the seconds per iteration
+    of the demo's own nnU-Net epochs on this machine (median "Epoch time" / iterations per epoch)."""
+    results = demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
+    trainer = get_network("nnUNet").trainer_name
+    logs = [log for fold in FOLDS for log in results.glob(f"{trainer}__*/fold_{fold}/training_log_*.txt")]
+    times = sorted(float(t) for log in logs for t in re.findall(r"Epoch time: ([\d.]+) s", log.read_text()))
+    per_iteration = times[len(times) // 2] / DEMO["training"]["iterations_per_epoch"]
+    return TIME_OUT_AT_EPOCH + min(300, max(30, round(TRAINING_LEFT_S / per_iteration)))
+
+
+def _timeout_config(workdir: Path, epochs: int) -> Path:
+    """The complete demo config, cut to one nnU-Net fold; only signal saves (``save_every`` > epochs)."""
     config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
     config.update(networks=["nnUNet"], folds=[TIMEOUT_FOLD], ablations={"datasets": [], "networks": []})
-    config["training"].update(epochs=TIMEOUT_EPOCHS, iterations_per_epoch=1, val_iterations=1, save_every=1000,
+    config["training"].update(epochs=epochs, iterations_per_epoch=1, val_iterations=1, save_every=1000,
                               checkpoint_minutes=30, tta_mirroring=False)
-    config["resources"] = {**config.get("resources", {}), "cpu_runtime_min": 1}  # attempt k: k minutes
     path = workdir / "timeout.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -190,47 +201,65 @@ def _signal_epoch(log: str) -> int | None:
     return int(after.group(1)) + 1 if after else None
 
 
+def _epochs(log: str) -> list[int]:
+    return [int(e) for e in re.findall(r": Epoch (\d+)\s*$", log, flags=re.MULTILINE)]
+
+
+def _wait_for_epoch(fold_dir: Path, epoch: int, process: subprocess.Popen, output: Path) -> None:
+    """Block until nnU-Net's training log in ``fold_dir`` has started ``epoch`` (10 minutes at most)."""
+    deadline = time.monotonic() + 600
+    while not any(epoch in _epochs(p.read_text()) for p in fold_dir.glob("training_log_*.txt")):
+        assert process.poll() is None, f"Snakemake ended before epoch {epoch}:\n{output.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no epoch {epoch} in 10 minutes:\n{output.read_text()[-3000:]}"
+        time.sleep(0.5)
+
+
 def test_time_limit_sigterm_saves_and_the_retry_resumes_there(demo_dir: Path, slurm_env: dict[str, str],
                                                               tmp_path: Path) -> None:
-    """SLURM's time-limit SIGTERM reaches ``nnUNetv2_train`` inside the jobstep's ``srun`` (through
-    ``mednext-repro train``, which passes it on); the trainer saves ``checkpoint_latest`` and exits
-    non-zero, Snakemake retries, and each retry starts at the epoch that save recorded. ``save_every``
-    is larger than the run, so the only checkpoints are the signal saves: a retry starting anywhere but
-    epoch 0 proves them. The controller's own log says which jobs timed out."""
-    config_file = _timeout_config(tmp_path)
+    """A real SLURM time-out: once the training runs epoch TIME_OUT_AT_EPOCH the test moves the job's end
+    time to now (``scontrol update EndTime=now``, what an exhausted ``--time`` looks like to slurmctld, which
+    then sends the time-limit SIGTERM). The SIGTERM reaches ``nnUNetv2_train`` inside the jobstep's ``srun``
+    (through ``mednext-repro train``, which passes it on); the trainer saves ``checkpoint_latest`` and exits
+    non-zero, Snakemake retries, and the retry starts at the epoch that save recorded. ``save_every`` is
+    larger than the run, so the signal save is the only checkpoint before the end. Ending the job at a
+    chosen epoch instead of a 1-minute ``--time`` (SLURM's smallest) keeps the test independent of the
+    machine's speed: a fast machine finished a 1-minute attempt, a slow one overran the 2-minute retry."""
+    epochs = _timeout_epochs(demo_dir)
+    config_file = _timeout_config(tmp_path, epochs)
     layout = Layout.from_config(yaml.safe_load(config_file.read_text()))
     run = Run("synthetic", "nnUNet", TIMEOUT_FOLD)
     common = ("--configfile", str(config_file), "--directory", str(demo_dir))
     run_snakemake("--unlock", *common, "--cores", "1")  # an earlier test's killed Snakemake may have left its lock
     controller_log = Path(slurm_env["SLURM_CONF"]).parent / "log" / "slurmctld.log"
     demo_part = len(controller_log.read_text())  # the demo's jobs, before this test's
-    # attempt k gets k minutes; on a 2-core CI machine the second attempt finishes. More retries only
-    # matter on a loaded machine, where start-up alone can take a whole first attempt.
-    run_snakemake(layout.checkpoint(run), "--profile", "slurm", *common, "--jobs", "1", "--retries", "5",
-                  env=slurm_env, timeout=1800)
+    fold_dir = demo_dir / Path(layout.checkpoint(run)).parent
+    output = tmp_path / "snakemake.log"
+    with output.open("w") as sink:
+        process = subprocess.Popen([SNAKEMAKE, layout.checkpoint(run), "--profile", "slurm", *common, "--jobs", "1",
+                                    "--retries", "1"], cwd=REPO, env=slurm_env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_epoch(fold_dir, TIME_OUT_AT_EPOCH, process, output)
+        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], env=slurm_env, capture_output=True,
+                                 text=True, check=True).stdout.split()
+        assert len(running) == 1, f"expected only the training job running, squeue says {running}"
+        subprocess.run(["scontrol", "update", f"JobId={running[0]}", "EndTime=now"], env=slurm_env, check=True)
+        assert process.wait(timeout=1200) == 0, output.read_text()[-4000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
     timed_out = re.findall(r"Time limit exhausted for JobId=(\d+)", controller_log.read_text()[demo_part:])
-    assert timed_out, "no training attempt hit its 1-minute time limit"
-    fold_dir = demo_dir / Path(layout.checkpoint(run)).parent
-    # in the order written (nnU-Net's log names do not zero-pad month and day)
+    assert timed_out == running, f"slurmctld timed out {timed_out}, the training job was {running}"
+    # one nnU-Net log per attempt, in the order written (nnU-Net's names do not zero-pad month and day)
     logs = [p.read_text() for p in sorted(fold_dir.glob("training_log_*.txt"), key=lambda p: p.stat().st_mtime)]
-    # one nnU-Net log per attempt that got as far as the trainer (a loaded machine may spend a whole
-    # first minute starting up)
-    assert len(logs) >= 2
-    # the attempt that trained the last epoch. Snakemake retries an attempt that overran its limit while
-    # exporting although SLURM logged no time-out; that retry starts from checkpoint_final, at the last
-    # epoch at the earliest, and runs nnU-Net's final validation
-    done = next(i for i, log in enumerate(logs) if "Training done." in log)
-    for later in logs[done + 1:]:
-        assert all(int(e) >= TIMEOUT_EPOCHS - 1 for e in re.findall(r": Epoch (\d+)\s*$", later, flags=re.MULTILINE))
-    resumed_at = []
-    for attempt, following in zip(logs[:done], logs[1:done + 1]):
-        recorded = _signal_epoch(attempt)
-        assert recorded is not None, "a timed-out attempt did not save on SIGTERM"
-        epochs_run = [int(e) for e in re.findall(r": Epoch (\d+)\s*$", attempt, flags=re.MULTILINE)]
-        assert recorded - 1 <= epochs_run[-1] <= recorded  # at most the interrupted epoch is redone
-        first_epoch = int(re.findall(r": Epoch (\d+)\s*$", following, flags=re.MULTILINE)[0])
-        assert first_epoch == recorded  # the retry resumed at the signal save, not at epoch 0
-        resumed_at.append(first_epoch)
-    assert max(resumed_at) >= 1  # save_every=1000: only the signal save can have put it there
-    assert load_weights_only(fold_dir / "checkpoint_final.pth")["current_epoch"] == TIMEOUT_EPOCHS
+    assert len(logs) == 2, f"{len(logs)} training attempts, expected the timed-out one and its retry"
+    first, retry = logs
+    recorded = _signal_epoch(first)
+    assert recorded is not None, "the timed-out attempt did not save on SIGTERM"
+    assert "Training done." not in first, f"all {epochs} epochs ran before SLURM's time-out: raise TRAINING_LEFT_S"
+    assert TIME_OUT_AT_EPOCH <= recorded < epochs
+    assert recorded - 1 <= _epochs(first)[-1] <= recorded  # at most the interrupted epoch is redone
+    assert _epochs(retry)[0] == recorded  # the retry resumed at the signal save, not at epoch 0
+    assert _epochs(retry)[-1] == epochs - 1 and "Training done." in retry
+    assert load_weights_only(fold_dir / "checkpoint_final.pth")["current_epoch"] == epochs
