@@ -70,11 +70,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _check_nnunet_agreement(args: argparse.Namespace) -> None:
     """Our DSC per case and class must equal nnU-Net's validation summary.json Dice (issue 12)."""
+    from pathlib import Path
+
     from mednext.evaluation.nnunet_agreement import AgreementError, check_fold_agreement
+    from mednext.evaluation.results import signature_path
 
     try:
         agreement = check_fold_agreement(args.out, args.nnunet_summary, _regions_from_args(args))
     except AgreementError as error:
+        # nothing that disagrees is left behind (Snakemake would delete it too; a direct call must as well)
+        for path in (Path(args.out), signature_path(Path(args.out))):
+            path.unlink(missing_ok=True)
         raise SystemExit(f"evaluate: disagrees with nnU-Net: {error}") from None
     print(f"{args.out}: DSC agrees with {args.nnunet_summary} ({agreement.n_cases} cases, classes "
           f"{', '.join(agreement.classes)}; max |diff| {agreement.max_abs_difference:.1e})")

@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--leaderboard", type=Path, default=Path("paper_tables/leaderboard_scores.csv"),
                         help="scores recorded with record-leaderboard (optional)")
     parser.add_argument("--provenance", type=Path, default=None,
-                        help="provenance.csv (dataset, network, fold, git_commit, ...): adds provenance_key "
-                             "and mixed_commits to every table row (optional)")
+                        help="provenance.csv (dataset, network, fold, git_commit, ...): adds provenance_key, "
+                             "mixed_commits and commits to every table row (optional)")
     parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
                         help=f"bootstrap resamples per CI (default {DEFAULT_RESAMPLES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")

@@ -62,12 +62,13 @@ def _signature(files: Sequence[Path], params: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _signature_path(csv_path: Path) -> Path:
+def signature_path(csv_path: Path) -> Path:
+    """The file beside a metrics CSV recording the inputs and parameters it was computed from."""
     return csv_path.with_name(csv_path.name + ".signature.json")
 
 
 def _is_up_to_date(csv_path: Path, signature: str, inputs: Sequence[Path]) -> bool:
-    sig_path = _signature_path(csv_path)
+    sig_path = signature_path(csv_path)
     if not csv_path.is_file() or not sig_path.is_file():
         return False
     try:
@@ -171,7 +172,7 @@ def evaluate_folder(
 
     args = (regions, allowed, tuple(spacing_modes), float(tolerance_mm), float(spacing_tolerance_mm))
     rows: list[list[object]] = []
-    progress = tqdm(total=len(pairs), desc=f"evaluate {dataset}/{network}/fold {fold}", unit="case", leave=False)
+    progress = tqdm(total=len(pairs), desc=f"evaluate {dataset}/{network}/fold {fold}", unit="case")  # kept: logs end the bar's line
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(score_case, g, p, *args) for g, p in pairs]
@@ -187,7 +188,7 @@ def evaluate_folder(
     progress.close()
     frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
     atomic_write_csv(frame, out_csv)
-    atomic_write_text(_signature_path(out_csv), json.dumps({"signature": signature, "params": params}, indent=1, default=str))
+    atomic_write_text(signature_path(out_csv), json.dumps({"signature": signature, "params": params}, indent=1, default=str))
     return EvaluationRun(out_csv, len(pairs), recomputed=True)
 
 

@@ -62,21 +62,24 @@ def paper_in_ci(reported: pd.Series, ci_low: pd.Series, ci_high: pd.Series) -> p
 
 
 def with_provenance(table: pd.DataFrame, provenance: pd.DataFrame, source: str = "provenance") -> pd.DataFrame:
-    """Add ``provenance_key`` ("<dataset>/<network>", linking to the provenance rows of that run set)
-    and ``mixed_commits`` (its folds came from more than one git commit) to every table row.
+    """Add ``provenance_key`` ("<dataset>/<network>", linking to the provenance rows of that run set),
+    ``mixed_commits`` (its folds came from more than one git commit) and ``commits`` (those commits,
+    ";"-joined) to every table row.
 
     ``provenance`` needs columns dataset, network, fold, git_commit (one row per fold); rows without
-    provenance get an empty key and ``mixed_commits`` False.
+    provenance get an empty key, ``mixed_commits`` False and no commits.
     """
     missing = [c for c in PROVENANCE_COLUMNS if c not in provenance.columns]
     if missing:
         raise ValueError(f"{source}: not a provenance table, missing columns {missing}")
-    commits = provenance.dropna(subset=["git_commit"]).groupby(["dataset", "network"])["git_commit"].nunique()
+    commits = provenance.dropna(subset=["git_commit"]).groupby(["dataset", "network"])["git_commit"].unique()
     known = set(zip(provenance["dataset"].astype(str), provenance["network"].astype(str)))
     table = table.copy()
     pairs = list(zip(table["dataset"].astype(str), table["network"].astype(str)))
     table["provenance_key"] = [f"{d}/{n}" if (d, n) in known else "" for d, n in pairs]
-    table["mixed_commits"] = [bool(commits.get((d, n), 0) > 1) for d, n in pairs]
+    row_commits = [sorted(str(c) for c in commits.get((d, n), [])) for d, n in pairs]
+    table["mixed_commits"] = [len(c) > 1 for c in row_commits]
+    table["commits"] = [";".join(c) for c in row_commits]
     return table
 
 
@@ -134,7 +137,9 @@ def display_frame(table: pd.DataFrame, label_columns: Sequence[str], cross_valid
         shown["flag"] = np.where(table["flagged"], "⚑", "")
     if "provenance_key" in table:
         shown["provenance"] = table["provenance_key"].fillna("")
-        shown["commits"] = np.where(table["mixed_commits"], "mixed", "")
+        # the short commit the row's folds were trained at, or how many commits they mix
+        shown["commits"] = [("" if not isinstance(c, str) or not c else f"mixed ({len(c.split(';'))})" if ";" in c
+                             else c[:7]) for c in table.get("commits", pd.Series("", index=table.index))]
     return shown
 
 

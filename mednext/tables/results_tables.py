@@ -39,7 +39,8 @@ def _statistics_caption(spacing_mode: str, n_folds: int, n_resamples: int) -> st
         f"mean ± sample std over folds (the spread between folds). {n_folds} folds make a complete row. "
         f"Surface Dice at the configured tolerance with spacing mode `{spacing_mode}` (`paper`: spacing "
         f"forced to 1 as the official MedNeXt evaluation; `physical`: true mm). cases: validation cases pooled; "
-        f"with few of them (the demo: 2 per fold) the bootstrap CI is too narrow to trust."
+        f"with few of them (the demo: 2 per fold) the bootstrap CI is too narrow to trust. provenance: the "
+        f"row's key in provenance.csv; commits: the git commit its folds were trained at, or \"mixed (N)\"."
     )
 
 
@@ -106,7 +107,7 @@ def write_all_tables(
     """Regenerate every results table (CSV, Markdown, LaTeX), the significance table and the figures.
 
     ``metrics_csvs``: the tidy per-case ``metrics.csv`` files (missing or empty: every reproduced
-    cell is —). ``provenance_csv`` (optional): adds ``provenance_key`` and ``mixed_commits`` to rows.
+    cell is —). ``provenance_csv`` (optional): adds ``provenance_key``, ``mixed_commits`` and ``commits`` to rows.
     """
     paths = [Path(p) for p in (metrics_csvs or [])]
     results = read_results(paths) if paths else None

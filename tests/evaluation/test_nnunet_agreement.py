@@ -20,6 +20,7 @@ from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from mednext.evaluation.nnunet_agreement import AgreementError, check_agreement, check_fold_agreement, read_nnunet_summary
+from mednext.cli import main
 from mednext.evaluation.results import evaluate_folder
 
 REGIONS = {"liver": (1,), "spleen": (2,), "kidneys": (3, 4)}  # "kidneys": a union nnU-Net does not score here
@@ -97,6 +98,14 @@ def test_prediction_changed_after_the_summary_fails_naming_the_case(fold: dict[s
     with pytest.raises(AgreementError, match=r"case case_2, class liver: our DSC 0 .* nnU-Net's validation Dice 0\.9") as info:
         check_fold_agreement(fold["metrics"], fold["summary"], REGIONS)
     assert "\n" not in str(info.value)
+    # the evaluate command stops on it and leaves no metrics behind (nothing that disagrees is kept)
+    out = tmp_path / "cli" / "metrics.csv"
+    with pytest.raises(SystemExit, match=r"^evaluate: disagrees with nnU-Net: .*case case_2, class liver") as stop:
+        main(["evaluate", "--gt", str(fold["gt"]), "--pred", str(fold["pred"]), "--out", str(out), "--dataset", "toy",
+              "--network", "net", "--fold", "0", "--nnunet-summary", str(fold["summary"]),
+              "--regions", *(f"{name}={','.join(map(str, labels))}" for name, labels in REGIONS.items())])
+    assert "\n" not in str(stop.value.code)
+    assert sorted(p.name for p in out.parent.iterdir()) == []
 
 
 def test_different_cases_or_no_comparable_class_are_errors(fold: dict[str, Path]) -> None:

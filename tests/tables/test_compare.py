@@ -127,7 +127,9 @@ def test_provenance_adds_key_and_mixed_commit_flag(tmp_path, repo_root) -> None:
     assert table2.loc[("nnUNet", "btcv", "DSC"), "mixed_commits"] is np.True_       # aaa and bbb
     assert table2.loc[("MedNeXt-S_k3", "btcv", "SDC"), "mixed_commits"] is np.False_ # one commit
     assert table2.loc[("nnUNet", "amos22", "DSC"), "provenance_key"] == ""            # not run
-    assert "mixed" in (tmp_path / "out/table2.md").read_text()
+    assert table2.loc[("nnUNet", "btcv", "DSC"), "commits"] == "aaa;bbb"
+    shown = (tmp_path / "out/table2.md").read_text()
+    assert "| mixed (2) " in shown and "| ccc " in shown  # the short commit where all folds share one
     write_all_tables(repo_root / "paper_tables/reported", paths, tmp_path / "plain", "paper", 2, n_resamples=50)
     assert "provenance_key" not in pd.read_csv(tmp_path / "plain/table2.csv").columns
 
