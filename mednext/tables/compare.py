@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mednext.atomic import atomic_write_csv, atomic_write_text
 from mednext.data.registry import PAPER_DATASETS as REGISTRY_PAPER_DATASETS
+from mednext.tables.render import write_display_table
 
 MISSING = "—"
 #: Paper metric names -> metric names of mednext.evaluation's tidy results.
@@ -145,13 +145,6 @@ def display_frame(table: pd.DataFrame, label_columns: Sequence[str], cross_valid
 
 def write_comparison(table: pd.DataFrame, out_dir: str | Path, stem: str, title: str, caption: str,
                      label_columns: Sequence[str], cross_validation: bool = True) -> list[Path]:
-    """Write ``stem.csv`` (numbers, NaN for missing), ``stem.md`` and ``stem.tex`` (display, "—" for missing)."""
-    out = Path(out_dir)
+    """Write ``stem.csv`` (numbers, NaN for missing), ``stem.md``, ``stem.tex`` and ``stem.html`` (display, "—" for missing)."""
     shown = display_frame(table, label_columns, cross_validation)
-    paths = [out / f"{stem}.csv", out / f"{stem}.md", out / f"{stem}.tex"]
-    atomic_write_csv(table, paths[0])
-    atomic_write_text(paths[1], f"# {title}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n\n{caption.strip()}\n")
-    latex = shown.to_latex(index=False, caption=f"{title}. {caption.strip()}", label=f"tab:{stem}",
-                           escape=True)
-    atomic_write_text(paths[2], latex)
-    return paths
+    return write_display_table(table, shown, out_dir, stem, title, caption)

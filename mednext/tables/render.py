@@ -1,7 +1,8 @@
-"""Write a table as CSV and Markdown (with its caption), atomically."""
+"""Write a table as CSV and Markdown (with its caption), or as CSV, Markdown, LaTeX and HTML, atomically."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -17,3 +18,36 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, stem: str, title: str,
     markdown = f"# {title}\n\n{table.to_markdown(index=False)}\n\n{caption.strip()}\n"
     atomic_write_text(md_path, markdown)
     return [csv_path, md_path]
+
+
+#: Inline style of the HTML tables: readable on their own and inside the Snakemake report's viewer.
+_HTML_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:1.2em;color:#1e293b}"
+    "table{border-collapse:collapse;font-size:14px}"
+    "th,td{border:1px solid #cbd5e1;padding:4px 8px;text-align:right;white-space:nowrap}"
+    "th{background:#f1f5f9}td:first-child,th:first-child{text-align:left}"
+    "tr:nth-child(even) td{background:#f8fafc}p{max-width:75em;line-height:1.45}"
+)
+
+
+def html_page(title: str, shown: pd.DataFrame, caption: str, empty_text: str = "No rows yet.") -> str:
+    """A standalone HTML page: the title, the display table (cells as shown in the Markdown) and its caption."""
+    body = shown.to_html(index=False, escape=True, border=0) if len(shown) else f"<p><em>{html.escape(empty_text)}</em></p>"
+    paragraphs = "".join(f"<p>{html.escape(part.strip())}</p>" for part in caption.strip().split("\n\n") if part.strip())
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{_HTML_STYLE}</style></head><body><h2>{html.escape(title)}</h2>{body}{paragraphs}</body></html>\n")
+
+
+def write_display_table(numbers: pd.DataFrame, shown: pd.DataFrame, out_dir: str | Path, stem: str, title: str,
+                        caption: str, markdown_body: str | None = None, notes: str = "") -> list[Path]:
+    """Write ``stem.csv`` (``numbers``: tidy, NaN for missing) and the display table ``shown`` as
+    ``stem.md``, ``stem.tex`` and ``stem.html`` (the report's view), each with title and caption."""
+    out = Path(out_dir)
+    paths = [out / f"{stem}.{ext}" for ext in ("csv", "md", "tex", "html")]
+    atomic_write_csv(numbers, paths[0])
+    body = markdown_body if markdown_body is not None else shown.to_markdown(index=False, disable_numparse=True)
+    atomic_write_text(paths[1], f"# {title}\n\n{body}\n\n{caption.strip()}\n" + (f"\n{notes.strip()}\n" if notes else ""))
+    atomic_write_text(paths[2], shown.to_latex(index=False, caption=f"{title}. {caption.strip()}", label=f"tab:{stem}",
+                                               escape=True))
+    atomic_write_text(paths[3], html_page(title, shown, caption + (f"\n\n{notes}" if notes else "")))
+    return paths

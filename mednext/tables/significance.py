@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mednext.atomic import atomic_output, atomic_write_csv, atomic_write_text  # noqa: E402
+from mednext.atomic import atomic_output  # noqa: E402
+from mednext.tables.render import write_display_table  # noqa: E402
 
 MISSING = "—"
 TITLE = "Paired comparisons on the same validation cases"
@@ -61,18 +62,12 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_significance(table: pd.DataFrame, out_dir: str | Path, spacing_mode: str, n_resamples: int,
                        notes: Sequence[str] = ()) -> list[Path]:
-    """``significance.csv`` (numbers), ``.md`` and ``.tex`` (display); ``notes`` list untested pairs."""
-    out = Path(out_dir)
-    paths = [out / "significance.csv", out / "significance.md", out / "significance.tex"]
-    text = caption(spacing_mode, n_resamples)
-    atomic_write_csv(table, paths[0])
+    """``significance.csv`` (numbers), ``.md``, ``.tex`` and ``.html`` (display); ``notes`` list untested pairs."""
     shown = display_frame(table)
     body = shown.to_markdown(index=False, disable_numparse=True) if len(shown) else "_No pair of runs to compare yet._"
     extra = "".join(f"\n- {note}" for note in notes)
-    atomic_write_text(paths[1], f"# {TITLE}\n\n{body}\n\n{text}\n" + (f"\nNot tested:{extra}\n" if notes else ""))
-    latex = shown.to_latex(index=False, caption=f"{TITLE}. {text}", label="tab:significance", escape=True)
-    atomic_write_text(paths[2], latex)
-    return paths
+    return write_display_table(table, shown, out_dir, "significance", TITLE, caption(spacing_mode, n_resamples),
+                               markdown_body=body, notes=f"Not tested:{extra}" if notes else "")
 
 
 def plot_significance(table: pd.DataFrame, out_png: Path) -> Path:

@@ -146,13 +146,17 @@ def test_all_tables_written_without_any_run(tmp_path, repo_root) -> None:
     paths = write_all_tables(repo_root / "paper_tables/reported", None, tmp_path, "paper", 5)
     names = sorted(p.name for p in paths)
     assert names == sorted([f"{s}.{e}" for s in ("table2", "table1_ablations", "test_set", "results_other_datasets",
-                                                  "significance") for e in ("csv", "md", "tex")]
+                                                  "significance") for e in ("csv", "md", "tex", "html")]
                            + ["reproduced_vs_reported.png", "significance.png"])
     table2 = pd.read_csv(tmp_path / "table2.csv")
     assert len(table2) == 150 and table2["reproduced"].isna().all() and (table2["folds_done"] == 0).all()
     markdown = (tmp_path / "table2.md").read_text()
     assert markdown.count(MISSING) >= 150 and "83.56" in markdown
     assert "\\begin{tabular}" in (tmp_path / "table2.tex").read_text()
+    page = (tmp_path / "table2.html").read_text()  # the report's view: every row of the Markdown, same cells
+    markdown_cells = [c.strip() for line in markdown.splitlines() if line.startswith("|") for c in line.split("|")]
+    assert page.count("<tr") == len(table2) + 1 and page.count(f"<td>{MISSING}</td>") == markdown_cells.count(MISSING)
+    assert "<h2>" in page and "83.56" in page
     assert (tmp_path / "reproduced_vs_reported.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

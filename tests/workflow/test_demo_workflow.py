@@ -29,10 +29,10 @@ from mednext.workflow.layout import Layout
 from tests.workflow.conftest import REPO, SNAKEMAKE, job_counts, run_snakemake
 
 DEMO_CONFIG = str(REPO / "config" / "demo.yaml")
-TABLE_FILES = [f"{stem}.{ext}" for stem in ("table2", "table1_ablations", "test_set") for ext in ("csv", "md", "tex")] + [
+TABLE_FILES = [f"{stem}.{ext}" for stem in ("table2", "table1_ablations", "test_set") for ext in ("csv", "md", "tex", "html")] + [
     "table1_configs.csv", "table1_configs.md", "reproduced_vs_reported.png"]
 TABLE_FILES += ["provenance.csv"]  # one row per (dataset, network, fold) behind the tables (issue 13)
-TABLE_FILES += [f"{stem}.{ext}" for stem in ("results_other_datasets", "significance") for ext in ("csv", "md", "tex")]
+TABLE_FILES += [f"{stem}.{ext}" for stem in ("results_other_datasets", "significance") for ext in ("csv", "md", "tex", "html")]
 TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", "upkern_first_epoch.png"]  # issue 12
 
 pytestmark = [pytest.mark.slow, pytest.mark.starts_first]

@@ -31,16 +31,21 @@ rule provenance_table:
 rule results_tables:
     # From the per-case metrics: pooled CV mean, bootstrap CI and fold spread per cell (issues 10, 13),
     # datasets outside the paper in their own table (issue 12), paired comparisons (significance.*).
+    # Each table as CSV (numbers), Markdown, LaTeX and HTML (shown inline in the report).
     input:
         metrics=targets.all_metrics(config),
         reported=expand(f"{REPORTED}/{{name}}.csv", name=["table2", "table1_ablations", "test_set"]),
         provenance=rules.provenance_table.output[0],
     output:
-        report(multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex"), category="Tables"),
-        report(multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex"), category="Tables"),
-        multiext(f"{LAYOUT.tables}/test_set", ".csv", ".md", ".tex"),
-        report(multiext(f"{LAYOUT.tables}/results_other_datasets", ".csv", ".md", ".tex"), category="Tables"),
-        report(multiext(f"{LAYOUT.tables}/significance", ".csv", ".md", ".tex"), category="Tables"),
+        report(multiext(f"{LAYOUT.tables}/table2", ".html", ".csv"), category="Tables"),
+        multiext(f"{LAYOUT.tables}/table2", ".md", ".tex"),
+        report(multiext(f"{LAYOUT.tables}/table1_ablations", ".html", ".csv"), category="Tables"),
+        multiext(f"{LAYOUT.tables}/table1_ablations", ".md", ".tex"),
+        multiext(f"{LAYOUT.tables}/test_set", ".csv", ".md", ".tex", ".html"),
+        report(multiext(f"{LAYOUT.tables}/results_other_datasets", ".html", ".csv"), category="Tables"),
+        multiext(f"{LAYOUT.tables}/results_other_datasets", ".md", ".tex"),
+        report(multiext(f"{LAYOUT.tables}/significance", ".html", ".csv"), category="Tables"),
+        multiext(f"{LAYOUT.tables}/significance", ".md", ".tex"),
         report(f"{LAYOUT.tables}/significance.png", category="Plots"),
         report(f"{LAYOUT.tables}/reproduced_vs_reported.png", category="Plots"),
     log:
@@ -76,12 +81,12 @@ rule demo_figures:
 
 rule table2:
     input:
-        multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex"),
+        multiext(f"{LAYOUT.tables}/table2", ".csv", ".md", ".tex", ".html"),
 
 
 rule table1_ablations:
     input:
-        multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex"),
+        multiext(f"{LAYOUT.tables}/table1_ablations", ".csv", ".md", ".tex", ".html"),
 
 
 rule all_tables:
