@@ -104,7 +104,7 @@ def write_all_tables(
     leaderboard_csv: Path | None = None, provenance_csv: Path | None = None,
     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
 ) -> list[Path]:
-    """Regenerate every results table (CSV, Markdown, LaTeX), the significance table and the figures.
+    """Regenerate every results table (CSV, Markdown, LaTeX, HTML), the significance table and the figures.
 
     ``metrics_csvs``: the tidy per-case ``metrics.csv`` files (missing or empty: every reproduced
     cell is —). ``provenance_csv`` (optional): adds ``provenance_key``, ``mixed_commits`` and ``commits`` to rows.
