@@ -166,18 +166,19 @@ def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> Non
 #: epochs, as many as this machine runs in about TRAINING_LEFT_S after the test ends the job's time at
 #: epoch TIME_OUT_AT_EPOCH: more than the <= 30 s slurmctld takes to notice, on a fast machine or a slow one.
 TIME_OUT_AT_EPOCH = 2
-TRAINING_LEFT_S = 50
+TRAINING_LEFT_S = 60
 TIMEOUT_FOLD = 2  # not a demo fold: the demo's results stay as they are; the demo's data and plans are reused
 
 
 def _timeout_epochs(demo_dir: Path) -> int:
     """Epochs of one iteration for ~TRAINING_LEFT_S after TIME_OUT_AT_EPOCH, from the seconds per iteration
-    of the demo's own nnU-Net epochs on this machine (median "Epoch time" / iterations per epoch)."""
+    of the demo's own nnU-Net epochs on this machine (lower quartile of "Epoch time" / iterations per
+    epoch: the demo's fast epochs, since this training may run with the machine to itself)."""
     results = demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
     trainer = get_network("nnUNet").trainer_name
     logs = [log for fold in FOLDS for log in results.glob(f"{trainer}__*/fold_{fold}/training_log_*.txt")]
     times = sorted(float(t) for log in logs for t in re.findall(r"Epoch time: ([\d.]+) s", log.read_text()))
-    per_iteration = times[len(times) // 2] / DEMO["training"]["iterations_per_epoch"]
+    per_iteration = times[len(times) // 4] / DEMO["training"]["iterations_per_epoch"]
     return TIME_OUT_AT_EPOCH + min(300, max(30, round(TRAINING_LEFT_S / per_iteration)))
 
 
