@@ -83,6 +83,14 @@ def with_provenance(table: pd.DataFrame, provenance: pd.DataFrame, source: str =
     return table
 
 
+def _commit_cell(commits: str) -> str:
+    """The short commit a row's folds were trained at, "mixed (N)" for N commits, "" without provenance."""
+    if not commits:
+        return ""
+    shas = commits.split(";")
+    return shas[0][:7] if len(shas) == 1 else f"mixed ({len(shas)})"
+
+
 def _fill_averages(table: pd.DataFrame, n_folds: int) -> pd.DataFrame:
     is_average = table["dataset"] == "average"
     if not is_average.any():
@@ -137,9 +145,7 @@ def display_frame(table: pd.DataFrame, label_columns: Sequence[str], cross_valid
         shown["flag"] = np.where(table["flagged"], "⚑", "")
     if "provenance_key" in table:
         shown["provenance"] = table["provenance_key"].fillna("")
-        # the short commit the row's folds were trained at, or how many commits they mix
-        shown["commits"] = [("" if not isinstance(c, str) or not c else f"mixed ({len(c.split(';'))})" if ";" in c
-                             else c[:7]) for c in table.get("commits", pd.Series("", index=table.index))]
+        shown["commits"] = table["commits"].map(_commit_cell)
     return shown
 
 

@@ -30,24 +30,26 @@ _HTML_STYLE = (
 )
 
 
-def html_page(title: str, shown: pd.DataFrame, caption: str, empty_text: str = "No rows yet.") -> str:
+def html_page(title: str, shown: pd.DataFrame, caption: str, empty_text: str | None = None) -> str:
     """A standalone HTML page: the title, the display table (cells as shown in the Markdown) and its caption."""
-    body = shown.to_html(index=False, escape=True, border=0) if len(shown) else f"<p><em>{html.escape(empty_text)}</em></p>"
+    body = (f"<p><em>{html.escape(empty_text)}</em></p>" if empty_text and not len(shown)
+            else shown.to_html(index=False, escape=True, border=0))
     paragraphs = "".join(f"<p>{html.escape(part.strip())}</p>" for part in caption.strip().split("\n\n") if part.strip())
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{_HTML_STYLE}</style></head><body><h2>{html.escape(title)}</h2>{body}{paragraphs}</body></html>\n")
 
 
 def write_display_table(numbers: pd.DataFrame, shown: pd.DataFrame, out_dir: str | Path, stem: str, title: str,
-                        caption: str, markdown_body: str | None = None, notes: str = "") -> list[Path]:
+                        caption: str, empty_text: str | None = None, notes: str = "") -> list[Path]:
     """Write ``stem.csv`` (``numbers``: tidy, NaN for missing) and the display table ``shown`` as
-    ``stem.md``, ``stem.tex`` and ``stem.html`` (the report's view), each with title and caption."""
+    ``stem.md``, ``stem.tex`` and ``stem.html`` (the report's view), each with title and caption.
+    ``empty_text`` stands in for an empty table in the Markdown and HTML; ``notes`` follow the caption."""
     out = Path(out_dir)
     paths = [out / f"{stem}.{ext}" for ext in ("csv", "md", "tex", "html")]
     atomic_write_csv(numbers, paths[0])
-    body = markdown_body if markdown_body is not None else shown.to_markdown(index=False, disable_numparse=True)
+    body = f"_{empty_text}_" if empty_text and not len(shown) else shown.to_markdown(index=False, disable_numparse=True)
     atomic_write_text(paths[1], f"# {title}\n\n{body}\n\n{caption.strip()}\n" + (f"\n{notes.strip()}\n" if notes else ""))
     atomic_write_text(paths[2], shown.to_latex(index=False, caption=f"{title}. {caption.strip()}", label=f"tab:{stem}",
                                                escape=True))
-    atomic_write_text(paths[3], html_page(title, shown, caption + (f"\n\n{notes}" if notes else "")))
+    atomic_write_text(paths[3], html_page(title, shown, caption + (f"\n\n{notes}" if notes else ""), empty_text))
     return paths

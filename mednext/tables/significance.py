@@ -63,11 +63,10 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
 def write_significance(table: pd.DataFrame, out_dir: str | Path, spacing_mode: str, n_resamples: int,
                        notes: Sequence[str] = ()) -> list[Path]:
     """``significance.csv`` (numbers), ``.md``, ``.tex`` and ``.html`` (display); ``notes`` list untested pairs."""
-    shown = display_frame(table)
-    body = shown.to_markdown(index=False, disable_numparse=True) if len(shown) else "_No pair of runs to compare yet._"
     extra = "".join(f"\n- {note}" for note in notes)
-    return write_display_table(table, shown, out_dir, "significance", TITLE, caption(spacing_mode, n_resamples),
-                               markdown_body=body, notes=f"Not tested:{extra}" if notes else "")
+    return write_display_table(table, display_frame(table), out_dir, "significance", TITLE,
+                               caption(spacing_mode, n_resamples), empty_text="No pair of runs to compare yet.",
+                               notes=f"Not tested:{extra}" if notes else "")
 
 
 def plot_significance(table: pd.DataFrame, out_png: Path) -> Path:

@@ -19,8 +19,8 @@ import SimpleITK as sitk
 from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-from mednext.evaluation.nnunet_agreement import AgreementError, check_agreement, check_fold_agreement, read_nnunet_summary
 from mednext.cli import main
+from mednext.evaluation.nnunet_agreement import AgreementError, check_agreement, check_fold_agreement, read_nnunet_summary
 from mednext.evaluation.results import evaluate_folder
 
 REGIONS = {"liver": (1,), "spleen": (2,), "kidneys": (3, 4)}  # "kidneys": a union nnU-Net does not score here

@@ -45,6 +45,11 @@ DEMO_NETWORKS = DEMO["networks"] + DEMO["ablations"]["networks"]
 LEARNED_DSC = 0.80
 
 
+def _nnunet_results(demo_dir: Path) -> Path:
+    """nnU-Net's results folder of the demo's synthetic dataset in ``demo_dir``."""
+    return demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
+
+
 @pytest.fixture(scope="module")
 def demo_dir(slurm_env, tmp_path_factory) -> Path:
     """The demo DAG (``config/demo.yaml`` as ``make demo`` runs it) through ``--profile slurm`` into a fresh work directory."""
@@ -86,7 +91,7 @@ def test_every_demo_network_learns(demo_dir: Path) -> None:
     dsc = table[(table["dataset"] == "synthetic") & (table["metric"] == "DSC")].set_index("network")
     assert sorted(dsc.index) == sorted(DEMO_NETWORKS)
     assert (dsc["folds_done"] == len(FOLDS)).all()
-    results = demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
+    results = _nnunet_results(demo_dir)
     learned = {}
     for network in DEMO_NETWORKS:
         trainer = get_network(network).trainer_name
@@ -100,7 +105,7 @@ def test_every_demo_network_learns(demo_dir: Path) -> None:
 
 
 def test_kernel5_run_started_from_its_kernel3_fold_by_upkern(demo_dir: Path) -> None:
-    results = demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
+    results = _nnunet_results(demo_dir)
     for fold in FOLDS:
         upkern = results / f"nnUNetTrainer_MedNeXt_S_k5__nnUNetPlans_1mm__3d_fullres/fold_{fold}/upkern.json"
         record = upkern.read_text()
@@ -125,7 +130,7 @@ def test_deleting_one_folds_metrics_reruns_only_its_downstream(demo_dir: Path) -
 
 def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> None:
     """Kill the whole Snakemake process group mid-training; the rerun continues from checkpoint_latest."""
-    fold = demo_dir / "demo/nnUNet/nnUNet_results/Dataset990_SyntheticAbdomen/nnUNetTrainer_MedNeXt_B_k3__nnUNetPlans_1mm__3d_fullres/fold_0"
+    fold = _nnunet_results(demo_dir) / "nnUNetTrainer_MedNeXt_B_k3__nnUNetPlans_1mm__3d_fullres" / "fold_0"
     target = str(fold.relative_to(demo_dir) / "checkpoint_final.pth")
     longer = tmp_path / "longer.yaml"  # the complete demo config (one source per run), 4 epochs, a checkpoint after each
     config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
@@ -174,7 +179,7 @@ def _timeout_epochs(demo_dir: Path) -> int:
     """Epochs of one iteration for ~TRAINING_LEFT_S after TIME_OUT_AT_EPOCH, from the seconds per iteration
     of the demo's own nnU-Net epochs on this machine (lower quartile of "Epoch time" / iterations per
     epoch: the demo's fast epochs, since this training may run with the machine to itself)."""
-    results = demo_dir / "demo" / "nnUNet" / "nnUNet_results" / "Dataset990_SyntheticAbdomen"
+    results = _nnunet_results(demo_dir)
     trainer = get_network("nnUNet").trainer_name
     logs = [log for fold in FOLDS for log in results.glob(f"{trainer}__*/fold_{fold}/training_log_*.txt")]
     times = sorted(float(t) for log in logs for t in re.findall(r"Epoch time: ([\d.]+) s", log.read_text()))
