@@ -30,11 +30,20 @@ _HTML_STYLE = (
 )
 
 
+def _html_paragraph(text: str) -> str:
+    """One caption paragraph; its Markdown list items ("- ...") become an HTML list."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    items = [line[2:] for line in lines if line.startswith("- ")]
+    prose = " ".join(line for line in lines if not line.startswith("- "))
+    listed = "".join(f"<li>{html.escape(item)}</li>" for item in items)
+    return (f"<p>{html.escape(prose)}</p>" if prose else "") + (f"<ul>{listed}</ul>" if items else "")
+
+
 def html_page(title: str, shown: pd.DataFrame, caption: str, empty_text: str | None = None) -> str:
     """A standalone HTML page: the title, the display table (cells as shown in the Markdown) and its caption."""
     body = (f"<p><em>{html.escape(empty_text)}</em></p>" if empty_text and not len(shown)
             else shown.to_html(index=False, escape=True, border=0))
-    paragraphs = "".join(f"<p>{html.escape(part.strip())}</p>" for part in caption.strip().split("\n\n") if part.strip())
+    paragraphs = "".join(_html_paragraph(part) for part in caption.strip().split("\n\n") if part.strip())
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{_HTML_STYLE}</style></head><body><h2>{html.escape(title)}</h2>{body}{paragraphs}</body></html>\n")
 

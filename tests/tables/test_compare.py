@@ -184,3 +184,17 @@ def test_overview_plot_says_so_when_no_dataset_of_the_paper_ran(tmp_path, monkey
     with_paper = demo_only.assign(reproduced=[82.0, 71.0], ci_low=[81.0, 70.0], ci_high=[83.0, 72.0])
     plot.plot_reproduced_vs_reported(with_paper, tmp_path / "b.png")
     assert messages == [1] and (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_untested_pairs_are_listed_in_the_markdown_and_the_html(tmp_path, repo_root) -> None:
+    """An ablation without its reference run: no pair to compare, one "not tested" item in both views."""
+    cases = {("MedNeXt-B_k3_standard_resampling", fold, f"s{fold}{i}"): {"liver": 0.8, "spleen": 0.6}
+             for fold in (0, 1) for i in range(2)}
+    paths = _write_metrics(tmp_path, cases, dataset="synthetic")
+    write_all_tables(repo_root / "paper_tables/reported", paths, tmp_path / "out", "paper", 2, n_resamples=50)
+    item = "synthetic: MedNeXt-B_k3_standard_resampling vs MedNeXt-B_k3 (MedNeXt-B_k3 not run)"
+    markdown = (tmp_path / "out/significance.md").read_text()
+    assert "_No pair of runs to compare yet._" in markdown and f"Not tested:\n- {item}\n" in markdown
+    page = (tmp_path / "out/significance.html").read_text()
+    assert "<em>No pair of runs to compare yet.</em>" in page and "<table" not in page
+    assert f"<p>Not tested:</p><ul><li>{item}</li></ul>" in page
