@@ -223,8 +223,8 @@ def _wait_for_epoch(fold_dir: Path, epoch: int, process: subprocess.Popen, outpu
 def test_time_limit_sigterm_saves_and_the_retry_resumes_there(demo_dir: Path, slurm_env: dict[str, str],
                                                               tmp_path: Path) -> None:
     """A real SLURM time-out: once the training runs epoch TIME_OUT_AT_EPOCH the test moves the job's end
-    time to now (``scontrol update EndTime=now``, what an exhausted ``--time`` looks like to slurmctld, which
-    then sends the time-limit SIGTERM). The SIGTERM reaches ``nnUNetv2_train`` inside the jobstep's ``srun``
+    time to 5 s from now (``scontrol update EndTime=now+5``); at that end time slurmctld treats the job as
+    one whose ``--time`` ran out and sends the time-limit SIGTERM. The SIGTERM reaches ``nnUNetv2_train`` inside the jobstep's ``srun``
     (through ``mednext-repro train``, which passes it on); the trainer saves ``checkpoint_latest`` and exits
     non-zero, Snakemake retries, and the retry starts at the epoch that save recorded. ``save_every`` is
     larger than the run, so the signal save is the only checkpoint before the end. Ending the job at a
@@ -248,7 +248,9 @@ def test_time_limit_sigterm_saves_and_the_retry_resumes_there(demo_dir: Path, sl
         running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], env=slurm_env, capture_output=True,
                                  text=True, check=True).stdout.split()
         assert len(running) == 1, f"expected only the training job running, squeue says {running}"
-        subprocess.run(["scontrol", "update", f"JobId={running[0]}", "EndTime=now"], env=slurm_env, check=True)
+        # scontrol reads "now" on its side and slurmctld refuses an end time before its own now ("Invalid time
+        # specified", seen in CI when a second ticked in between); 5 s ahead leaves room for a slow RPC.
+        subprocess.run(["scontrol", "update", f"JobId={running[0]}", "EndTime=now+5"], env=slurm_env, check=True)
         assert process.wait(timeout=1200) == 0, output.read_text()[-4000:]
     finally:
         if process.poll() is None:
