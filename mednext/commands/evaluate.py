@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from mednext.commands import DATASET_HELP, add_dataset_argument, dataset_label
 from mednext.evaluation.metrics import SPACING_MODES, label_regions, region_presets
@@ -70,8 +71,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _check_nnunet_agreement(args: argparse.Namespace) -> None:
     """Our DSC per case and class must equal nnU-Net's validation summary.json Dice (issue 12)."""
-    from pathlib import Path
-
     from mednext.evaluation.nnunet_agreement import AgreementError, check_fold_agreement
     from mednext.evaluation.results import signature_path
 
@@ -88,8 +87,6 @@ def _check_nnunet_agreement(args: argparse.Namespace) -> None:
 
 def _write_provenance(args: argparse.Namespace, started, recomputed: bool) -> None:
     """``provenance.json`` (and the fold's ``recipe.json``) beside the metrics CSV (issue 13)."""
-    from pathlib import Path
-
     from mednext.provenance import PROVENANCE_FILE, evaluation_record, utc_now, write_evaluation_provenance
 
     if not recomputed and (Path(args.out).parent / PROVENANCE_FILE).is_file():

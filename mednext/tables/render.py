@@ -40,8 +40,9 @@ def _html_paragraph(text: str) -> str:
 
 
 def html_page(title: str, shown: pd.DataFrame, caption: str, empty_text: str | None = None) -> str:
-    """A standalone HTML page: the title, the display table (cells as shown in the Markdown) and its caption."""
-    body = (f"<p><em>{html.escape(empty_text)}</em></p>" if empty_text and not len(shown)
+    """A standalone HTML page: the title, the display table (cells as shown in the Markdown) and its caption;
+    ``empty_text``, when given, stands in place of the table."""
+    body = (f"<p><em>{html.escape(empty_text)}</em></p>" if empty_text
             else shown.to_html(index=False, escape=True, border=0))
     paragraphs = "".join(_html_paragraph(part) for part in caption.strip().split("\n\n") if part.strip())
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
@@ -55,10 +56,12 @@ def write_display_table(numbers: pd.DataFrame, shown: pd.DataFrame, out_dir: str
     ``empty_text`` stands in for an empty table in the Markdown and HTML; ``notes`` follow the caption."""
     out = Path(out_dir)
     paths = [out / f"{stem}.{ext}" for ext in ("csv", "md", "tex", "html")]
+    stand_in = empty_text if empty_text and not len(shown) else None
+    text = caption.strip() + (f"\n\n{notes.strip()}" if notes else "")
     atomic_write_csv(numbers, paths[0])
-    body = f"_{empty_text}_" if empty_text and not len(shown) else shown.to_markdown(index=False, disable_numparse=True)
-    atomic_write_text(paths[1], f"# {title}\n\n{body}\n\n{caption.strip()}\n" + (f"\n{notes.strip()}\n" if notes else ""))
+    body = f"_{stand_in}_" if stand_in else shown.to_markdown(index=False, disable_numparse=True)
+    atomic_write_text(paths[1], f"# {title}\n\n{body}\n\n{text}\n")
     atomic_write_text(paths[2], shown.to_latex(index=False, caption=f"{title}. {caption.strip()}", label=f"tab:{stem}",
                                                escape=True))
-    atomic_write_text(paths[3], html_page(title, shown, caption + (f"\n\n{notes}" if notes else ""), empty_text))
+    atomic_write_text(paths[3], html_page(title, shown, text, stand_in))
     return paths

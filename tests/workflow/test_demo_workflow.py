@@ -224,9 +224,9 @@ def test_time_limit_sigterm_saves_and_the_retry_resumes_there(demo_dir: Path, sl
                                                               tmp_path: Path) -> None:
     """A real SLURM time-out: once the training runs epoch TIME_OUT_AT_EPOCH the test moves the job's end
     time to 5 s from now (``scontrol update EndTime=now+5``); at that end time slurmctld treats the job as
-    one whose ``--time`` ran out and sends the time-limit SIGTERM. The SIGTERM reaches ``nnUNetv2_train`` inside the jobstep's ``srun``
-    (through ``mednext-repro train``, which passes it on); the trainer saves ``checkpoint_latest`` and exits
-    non-zero, Snakemake retries, and the retry starts at the epoch that save recorded. ``save_every`` is
+    one whose ``--time`` ran out and sends the time-limit SIGTERM. The SIGTERM reaches ``nnUNetv2_train``
+    inside the jobstep's ``srun`` (through ``mednext-repro train``, which passes it on); the trainer saves
+    ``checkpoint_latest`` and exits non-zero, Snakemake retries, and the retry starts at the epoch that save recorded. ``save_every`` is
     larger than the run, so the signal save is the only checkpoint before the end. Ending the job at a
     chosen epoch instead of a 1-minute ``--time`` (SLURM's smallest) keeps the test independent of the
     machine's speed: a fast machine finished a 1-minute attempt, a slow one overran the 2-minute retry."""
