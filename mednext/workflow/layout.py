@@ -68,6 +68,10 @@ class Layout:
     def metrics_pattern(self) -> str:
         return f"{self.results}/{{dataset}}/{{network}}/fold_{{fold}}/metrics.csv"
 
+    def train_log_pattern(self) -> str:
+        """The ``train`` rule's log (the job's output and errors; appended by every attempt)."""
+        return f"{self.logs}/train/{{dataset_folder}}/{{trainer}}__{{configuration}}/fold_{{fold}}.log"
+
     # -- concrete paths ---------------------------------------------------------------------
     def plans_json(self, dataset: str) -> str:
         return self.plans_pattern().format(dataset_folder=get_dataset(dataset).folder_name)
@@ -80,6 +84,12 @@ class Layout:
         return self.checkpoint_pattern().format(dataset_folder=get_dataset(run.dataset).folder_name,
                                                 trainer=spec.trainer_name, configuration=spec.configuration,
                                                 fold=run.fold)
+
+    def train_log(self, run: Run) -> str:
+        spec = get_network(run.network)
+        return self.train_log_pattern().format(dataset_folder=get_dataset(run.dataset).folder_name,
+                                               trainer=spec.trainer_name, configuration=spec.configuration,
+                                               fold=run.fold)
 
     def validation_folder(self, run: Run) -> str:
         return str(Path(self.checkpoint(run)).parent / "validation")

@@ -96,6 +96,7 @@ rule all_tables:
         rules.summarize.output,  # per-fold and cross-fold summaries for users (the tables read the cases)
         rules.provenance_table.output,
         rules.demo_figures.output,
+        rules.grid_status.output,
         # Named here too so a deleted fold's metrics are rescored: Snakemake (>= 7.7) does not
         # regenerate a missing intermediate file while everything downstream of it is up to date.
         targets.all_metrics(config),

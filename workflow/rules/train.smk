@@ -11,7 +11,7 @@ rule train:
     output:
         LAYOUT.checkpoint_pattern(),
     log:
-        f"{LOGS}/train/{{dataset_folder}}/{{trainer}}__{{configuration}}/fold_{{fold}}.log",
+        LAYOUT.train_log_pattern(),
     params:
         run=train_run,
         training=config["training"],
