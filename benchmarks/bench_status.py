@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mednext.nnunet.divergence import Divergence, write_marker
 from mednext.workflow.config_source import load_config_file
-from mednext.workflow.grid import all_runs, check_config, parent_run
+from mednext.workflow.grid import all_runs, check_config
 from mednext.workflow.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def generate_tree(root: Path, config: dict, seed: int = 0) -> dict[str, int]:
                 state = name
                 break
             draw -= share
-        parent = parent_run(run)
+        parent = run.parent()
         if parent is not None and states.get(parent) not in ("evaluated", "finished"):
             state = "not_started"  # waits for its parent
         states[run] = state

@@ -20,7 +20,8 @@ from mednext.status.eta import PendingTraining, schedule_hours
 from mednext.status.fold_state import BLOCKED_STATES, CHECKPOINT_FINAL, DONE_STATES, State, decide_state, observe_fold
 from mednext.status.slurm_queue import QueuedJob, train_job_comment
 from mednext.status.snakemake_state import incomplete_outputs
-from mednext.workflow.grid import Run, all_runs, datasets_of, parent_run
+from mednext.runs import Run
+from mednext.workflow.grid import all_runs, datasets_of
 from mednext.workflow.layout import Layout
 from mednext.workflow.resources import REFERENCE_GPU, training_hours
 
@@ -65,6 +66,7 @@ class GridStatus:
     squeue_used: bool
     estimate_source: str
     slot_name: str  # what runs one training: "GPU", or "CPU job" for a CPU config (the demo)
+    measured_networks: int  # networks with a measured epoch time (0: the ETA is the estimate alone)
 
     def counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in State}
@@ -117,7 +119,7 @@ def collect_status(config: Mapping[str, Any], workdir: Path, queue: Sequence[Que
     for run in runs:
         obs = observations[run]
         decided = _decide(run, observations, epochs, now, states)
-        parent = parent_run(run)
+        parent = run.parent()
         estimate = training_hours(run.network, config)
         seconds = (obs.log.epoch_seconds if obs.log and obs.log.epoch_seconds else None) \
             or measured.get(run.network) or speed * estimate * 3600 / epochs
@@ -141,7 +143,8 @@ def collect_status(config: Mapping[str, Any], workdir: Path, queue: Sequence[Que
     source = f"estimate: one {REFERENCE_GPU} per training" + ("" if cuda else "; this config trains on the CPU")
     return GridStatus(rows=rows, gpus=gpus, eta_hours=schedule_hours(schedulable, gpus),
                       blocked=blocked + sum(1 for s in states.values() if s in BLOCKED_STATES),
-                      squeue_used=queue is not None, estimate_source=source, slot_name="GPU" if cuda else "CPU job")
+                      squeue_used=queue is not None, estimate_source=source, slot_name="GPU" if cuda else "CPU job",
+                      measured_networks=len(measured))
 
 
 def _config_order(config: Mapping[str, Any]):
@@ -163,7 +166,7 @@ def _train_wildcards(run: Run, checkpoint: Path) -> tuple[str, str, str, int]:
 
 
 def _decide(run: Run, observations: dict, epochs: int, now: float, states: dict[Run, State]):
-    parent = parent_run(run)
+    parent = run.parent()
     parent_obs = observations.get(parent) if parent else None
     parent_done = None if parent is None else bool(parent_obs and CHECKPOINT_FINAL in parent_obs.files.names)
     decided = decide_state(observations[run], epochs, parent_done, parent.network if parent else None, now)
@@ -206,7 +209,7 @@ def _without_blocked(pending: list[PendingTraining], blocked: set[Run]) -> tuple
             if parent in blocked:
                 chain = True
                 break
-            parent = parent_run(parent)
+            parent = parent.parent()
         if chain:
             dropped += 1
         else:

@@ -47,6 +47,8 @@ def summary_lines(status: GridStatus, now: datetime | None = None) -> list[str]:
         finish = now + timedelta(hours=status.eta_hours)
         lines.append(f"remaining {duration(status.eta_hours)} of training on {status.gpus} {status.slot_name}"
                      f"{'s' if status.gpus > 1 else ''} (UpKern parents first): done about {finish:%Y-%m-%d %H:%M}")
+        lines.append(f"  from the epoch times of {status.measured_networks} measured network(s)" if status.measured_networks
+                     else "  from the estimate alone: no epoch measured yet")
     else:
         lines.append("nothing left to train" if not status.blocked else "nothing left that can train")
     if status.blocked:

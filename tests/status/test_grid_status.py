@@ -14,7 +14,8 @@ from mednext.cli import main
 from mednext.provenance import TrainingProvenance
 from mednext.status.grid_status import collect_status
 from mednext.workflow.config_source import DEMO_CONFIG
-from mednext.workflow.grid import Run, all_runs
+from mednext.runs import Run
+from mednext.workflow.grid import all_runs
 from mednext.workflow.layout import Layout
 from mednext.workflow.resources import training_hours
 from tests.status.nnunet_log_writer import NnunetLogWriter
