@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from mednext.nnunet.divergence import Divergence, write_marker
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_workflow_config
 from mednext.workflow.grid import all_runs, check_config
 from mednext.workflow.layout import Layout
 
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated tree")
     args = parser.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="bench_status_"))
-    config = load_config_file(PAPER_CONFIG)
+    config = load_workflow_config(PAPER_CONFIG)
     check_config(config, str(PAPER_CONFIG))
     t0 = time.perf_counter()
     counts = generate_tree(root, config)

@@ -294,6 +294,22 @@ def training_summary(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def training_events(fold_dir: str | Path) -> dict[str, Any]:
+    """What the trainer's watches recorded in the fold folder: the epoch-100 rescue (``rescue``) and the
+    divergence guard's stop (``divergence``), each ``None`` when it did not happen."""
+    from mednext.nnunet.divergence import DivergenceMarkerError, read_marker
+    from mednext.nnunet.rescue import read_rescue_record
+
+    rescue = read_rescue_record(fold_dir)
+    try:
+        divergence = read_marker(fold_dir)
+    except DivergenceMarkerError as error:
+        log.warning("provenance: %s", error)
+        divergence = None
+    return {"rescue": None if rescue is None else rescue.as_dict(),
+            "divergence": None if divergence is None else json.loads(divergence.to_json())}
+
+
 class TrainingProvenance:
     """The ``provenance.json`` of one fold folder across its runs (fresh start, resumes, validation-only).
 
@@ -361,6 +377,7 @@ class TrainingProvenance:
             except ProvenanceError as error:  # never fail (or mask the failure of) the training itself
                 log.warning("provenance: %s", error)
                 self.record[key] = None
+        self.record.update(training_events(self.fold_dir))
         self._write()
 
     def _write(self) -> None:

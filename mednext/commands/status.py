@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from mednext.status.grid_status import collect_status
     from mednext.status.render import filter_rows, format_table, summary_lines, write_status_csv
     from mednext.status.slurm_queue import query_squeue
-    from mednext.workflow.config_source import load_config_file
+    from mednext.config_schema import validate_with_defaults
+    from mednext.workflow.config_source import load_workflow_config
     from mednext.workflow.grid import check_config
 
     known = {s.value for s in State}
@@ -52,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"status: --gpus must be at least 1, got {args.gpus}")
     started = time.perf_counter()
     if args.config_json is not None:
-        config, source = json.loads(args.config_json), "the workflow's config"
+        config = validate_with_defaults(json.loads(args.config_json), source := "the workflow's config")
     else:
-        config, source = load_config_file(args.config), str(args.config)
+        config, source = load_workflow_config(args.config), str(args.config)
     check_config(config, source)
     queue = query_squeue() if args.squeue is not False else None
     if args.squeue and queue is None:

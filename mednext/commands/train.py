@@ -76,14 +76,24 @@ def build_job(job_json: str | None, overrides: list[str], dataset: str | None, w
 
 
 def run(args: argparse.Namespace) -> int:
-    from mednext.nnunet.runner import train
+    from mednext.nnunet.divergence import DIVERGED_EXIT_CODE, DivergedRunError, marker_path
+    from mednext.nnunet.runner import fold_dir, refuse_if_diverged, train
 
     job, run_ = build_job(args.job, args.overrides, registry_key(args.dataset), args.workers), run_of(args)
+    folder = fold_dir(run_, args.plans_name, args.configuration)
     try:
+        refuse_if_diverged(folder, job.settings.retry_diverged)  # before provenance: a refused attempt is no run
         with _provenance(run_, args, job) as outcome:  # fold_dir/provenance.json
             action = train(run_, job, args.plans_name, args.configuration, device=args.device)
             outcome["action"] = action.value
+    except DivergedRunError as error:
+        log.error("train %s fold %s: %s", args.network, args.fold, error)
+        return DIVERGED_EXIT_CODE
     except subprocess.CalledProcessError as error:
+        if error.returncode == DIVERGED_EXIT_CODE:
+            log.error("train %s fold %s: stopped by the divergence guard: %s (%s)", args.network, args.fold,
+                      _describe_marker(folder), marker_path(folder))
+            return DIVERGED_EXIT_CODE
         stopped = _stop_signal_name(error.returncode)
         if stopped is None:
             raise
@@ -93,6 +103,17 @@ def run(args: argparse.Namespace) -> int:
         return error.returncode
     log.info("train %s fold %s: %s", args.network, args.fold, action.value)
     return 0
+
+
+def _describe_marker(folder) -> str:
+    """The divergence marker's one-line account (or why it cannot be read)."""
+    from mednext.nnunet.divergence import DivergenceMarkerError, read_marker
+
+    try:
+        divergence = read_marker(folder)
+    except DivergenceMarkerError as error:
+        return str(error)
+    return "no marker written" if divergence is None else divergence.describe()
 
 
 def _stop_signal_name(returncode: int) -> str | None:

@@ -37,6 +37,17 @@ class DivergenceMarkerError(ValueError):
     """A divergence marker that cannot be read; the message names the file."""
 
 
+class DivergedRunError(RuntimeError):
+    """The next attempt of a diverged training, refused: the message quotes the marker and says how to go on."""
+
+    def __init__(self, marker: Path, divergence: Divergence) -> None:
+        self.marker, self.divergence = marker, divergence
+        super().__init__(
+            f"refusing to start: the divergence guard stopped this training: {divergence.describe()} ({marker}); "
+            f"remove the marker, or set training.retry_diverged: true, for the next attempt to resume from "
+            f"checkpoint_latest (the diverged state is in {DIVERGED_CHECKPOINT})")
+
+
 @dataclass(frozen=True)
 class Divergence:
     """Why and where a training was stopped: the epoch and iteration (0-based, within the epoch) of
@@ -107,3 +118,10 @@ def read_marker(fold_dir: str | Path) -> Divergence | None:
         return Divergence(**{**data, "losses": tuple(data.get("losses", ()))})
     except TypeError as error:
         raise DivergenceMarkerError(f"{path}: not a divergence marker ({error})") from None
+
+
+def set_marker_aside(fold_dir: str | Path) -> Path:
+    """Rename the marker to ``diverged.json.retried-<UTC time>`` (kept, for the record) and return the new path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = marker_path(fold_dir)
+    return path.rename(path.with_name(f"{path.name}.retried-{stamp}"))

@@ -51,6 +51,9 @@ class TrainingSettings:
     compile: bool
     lr_overrides: Mapping[str, float]
     save_initial_weights: bool
+    divergence_patience: int
+    rescue_epoch: int | None
+    retry_diverged: bool
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any] | None, source: str = "config") -> TrainingSettings:

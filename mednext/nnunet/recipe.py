@@ -168,6 +168,7 @@ def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict
     parent = trainer.parent_checkpoint() if hasattr(trainer, "parent_checkpoint") else None
     arch = config.configuration.get("architecture", {}).get("arch_kwargs", {})
     autocast_dtype = getattr(trainer, "autocast_dtype", None) or torch.float16
+    rescue = getattr(trainer, "rescue", None)  # mednext.nnunet.rescue.RescueState of the project's trainers
     card: dict[str, Any] = {
         "card_version": CARD_VERSION,
         "network": spec.name if spec else None,
@@ -221,6 +222,8 @@ def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict
         "upkern_parent_checkpoint": None if parent is None else str(parent),
         "nnunet_base_features": int(arch["features_per_stage"][0]) if spec and spec.builder is None and arch else None,
         "zero_dice_rescue": bool(getattr(trainer, "zero_dice_rescue", False)),
+        "zero_dice_rescue_epoch": rescue.epoch if rescue is not None else None,
+        "zero_dice_rescue_fired_at_epoch": rescue.fired_at_epoch if rescue is not None else None,
         "versions": package_versions(),
     }
     return card

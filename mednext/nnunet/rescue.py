@@ -25,12 +25,13 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
-from dynamic_network_architectures.initialization.weight_init import InitWeights_He
-from torch import nn
+from typing import TYPE_CHECKING
 
 from mednext.atomic import atomic_write_text
+
+if TYPE_CHECKING:  # torch only where weights change: provenance and status read records without it
+    import torch
+    from torch import nn
 
 #: The epoch (0-based) at whose end the official trainer checks the validation Dice.
 OFFICIAL_RESCUE_EPOCH = 100
@@ -40,8 +41,6 @@ RESCUE_MOMENTUM = 0.95
 HE_NEGATIVE_SLOPE = 1e-2
 #: The record a fired rescue leaves in the fold folder (read back after a resume, by provenance and the recipe card).
 RESCUE_RECORD = "rescue.json"
-#: The module types ``InitWeights_He`` re-draws.
-REINITIALISED_TYPES: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 @dataclass
@@ -81,14 +80,21 @@ def lower_momentum(optimizer: torch.optim.Optimizer) -> tuple[float | None, floa
 
 
 def reinitialise(network: nn.Module) -> int:
-    """Re-draw every convolution as the official ``InitWeights_He(1e-2)``; the number of modules re-drawn."""
+    """Re-draw every convolution as the official ``InitWeights_He(1e-2)`` (nnU-Net v2's library ships the
+    same initialiser); the number of modules re-drawn (Conv2d/3d, ConvTranspose2d/3d)."""
+    from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+    from torch import nn
+
     network.apply(InitWeights_He(HE_NEGATIVE_SLOPE))
-    return sum(isinstance(m, REINITIALISED_TYPES) for m in network.modules())
+    convolutions = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    return sum(isinstance(m, convolutions) for m in network.modules())
 
 
 def apply_rescue(state: RescueState, network: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
                  mean_foreground_dice: float) -> RescueState:
     """Lower the momentum and re-initialise ``network`` (see the module docstring); ``state`` updated."""
+    import torch
+
     with torch.no_grad():
         state.reinitialised_modules = reinitialise(network)
     state.momentum_before, state.momentum_after = lower_momentum(optimizer)

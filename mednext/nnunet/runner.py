@@ -4,7 +4,8 @@ The project's trainers reach nnU-Net through ``nnUNet_extTrainer`` in the child'
 Training is resumable: a rerun continues from ``checkpoint_latest.pth`` (nnU-Net's ``--c``),
 only validates if training finished but validation did not, and does nothing when both are done.
 An unreadable checkpoint is moved aside first and the previous good one used; SIGTERM and
-SIGUSR1 sent to this process are passed on to ``nnUNetv2_train``, which saves and exits non-zero.
+SIGUSR1 sent to this process are passed on to ``nnUNetv2_train``, which saves and exits non-zero. A
+training the divergence guard stopped is not started again until its marker goes (:func:`refuse_if_diverged`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from pathlib import Path
 
 from mednext.networks import get_network
 from mednext.nnunet.checkpoints import recover_resume_checkpoints
+from mednext.nnunet.divergence import (
+    Divergence,
+    DivergedRunError,
+    DivergenceMarkerError,
+    marker_path,
+    read_marker,
+    set_marker_aside,
+)
 from mednext.nnunet.job_settings import TrainingJob
 from mednext.nnunet.paths import nnunet_folder, nnunet_id, fold_folder, nnunet_env, require_env
 from mednext.runs import Run
@@ -100,10 +109,12 @@ def train(run: Run, job: TrainingJob, plans: str, configuration: str | None = No
     """Train (or resume, or only validate) one fold with stock ``nnUNetv2_train``; returns what was done.
 
     Raises:
+        DivergedRunError: the divergence guard stopped an earlier attempt (see :func:`refuse_if_diverged`).
         FileNotFoundError: a fresh UpKern run whose parent's final checkpoint is missing.
-        subprocess.CalledProcessError: nnU-Net failed.
+        subprocess.CalledProcessError: nnU-Net failed (exit status ``DIVERGED_EXIT_CODE`` when the guard stopped it).
     """
     folder = fold_dir(run, plans, configuration)
+    refuse_if_diverged(folder, job.settings.retry_diverged)
     if folder.is_dir():
         recover_resume_checkpoints(folder)
     action = decide_action(folder)
@@ -121,6 +132,27 @@ def train(run: Run, job: TrainingJob, plans: str, configuration: str | None = No
     env = nnunet_env(extra=nnunet_job_env(job))
     run_forwarding_signals(train_command(run, plans, configuration, action, device), env)
     return action
+
+
+def refuse_if_diverged(folder: Path, retry: bool) -> None:
+    """Refuse a training whose fold folder holds the divergence guard's marker (an unreadable marker too),
+    so that a retry does not burn another attempt on it; with ``retry`` set the marker aside instead.
+
+    Raises:
+        DivergedRunError: quoting the marker.
+    """
+    try:
+        divergence = read_marker(folder)
+    except DivergenceMarkerError as error:
+        divergence = Divergence(epoch=-1, iteration=-1, consecutive=0, reason=str(error))
+    if divergence is None:
+        return
+    if retry:
+        aside = set_marker_aside(folder)
+        log.warning("%s: diverged before (%s); starting again as training.retry_diverged asks (marker kept as %s)",
+                    folder, divergence.describe(), aside.name)
+        return
+    raise DivergedRunError(marker_path(folder), divergence)
 
 
 #: Signals passed on to the training process: SLURM's time-limit SIGTERM and a ``--signal`` SIGUSR1

@@ -2,7 +2,8 @@
 
 - :class:`ReproTrainer`: nnU-Net's architecture and training loop with the registry's optimiser and
   learning rate, the job's settings (:class:`~mednext.nnunet.job_settings.TrainingJob`), UpKern starts
-  and the recipe card; resumability comes from :class:`~mednext.nnunet.resumable.ResumableTrainer`.
+  and the recipe card; resumability comes from :class:`~mednext.nnunet.resumable.ResumableTrainer`,
+  the divergence guard and the official epoch-100 rescue from :class:`~mednext.nnunet.guarded.GuardedTrainer`.
   Used as is for the nnU-Net baseline.
 - :class:`DeepSupervisedTrainer`: a registry-built network with MedNeXt's deep supervision (5 outputs
   at scales 1/2**i, official loss weights 16:8:4:2:1). nnU-Net v2 would switch deep supervision
@@ -18,6 +19,7 @@ nnU-Net's pipeline "remain unchanged").
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,9 +32,12 @@ from torch._dynamo import OptimizedModule
 
 from mednext.atomic import atomic_write_text
 from mednext.networks import NetworkSpec, get_network, lr_for
-from mednext.nnunet.checkpoints import INITIAL_WEIGHTS_FILE, UPKERN_REPORT_FILE, network_weights
+from mednext.nnunet.checkpoints import INITIAL_WEIGHTS_FILE, LATEST, UPKERN_REPORT_FILE, network_weights
+from mednext.nnunet.divergence import NonFiniteLossGuard
+from mednext.nnunet.guarded import GuardedTrainer
 from mednext.nnunet.job_settings import TrainingJob, TrainingSettings
 from mednext.nnunet.paths import final_checkpoint
+from mednext.nnunet.rescue import RescueState
 from mednext.nnunet.resumable import ResumableTrainer, save_atomically
 
 #: MedNeXt deep supervision: full resolution and 4 heads at 1/2 .. 1/16 (Fig. 1a).
@@ -65,8 +70,11 @@ def job_for(dataset_folder: str) -> TrainingJob:
     return TrainingJob(TrainingSettings.paper(), key)
 
 
-class ReproTrainer(ResumableTrainer):
-    """nnU-Net trainer configured by a :class:`~mednext.networks.NetworkSpec` (set ``network_name``)."""
+class ReproTrainer(ResumableTrainer, GuardedTrainer):
+    """nnU-Net trainer configured by a :class:`~mednext.networks.NetworkSpec` (set ``network_name``).
+
+    The guards come after the resumable trainer in the bases, so that the rescue runs before its saves.
+    """
 
     network_name: ClassVar[str | None] = None
 
@@ -87,6 +95,8 @@ class ReproTrainer(ResumableTrainer):
         self.num_val_iterations_per_epoch = settings.val_iterations
         self.save_every = settings.save_every
         self.checkpoint_minutes = settings.checkpoint_minutes
+        self.rescue = RescueState(epoch=settings.rescue_epoch)
+        self.loss_guard = NonFiniteLossGuard(settings.divergence_patience)
         self.initial_lr = lr_for(spec, self.job.dataset, settings.lr_overrides)
         self.weight_decay = spec.weight_decay
         self.enable_deep_supervision = spec.deep_supervision
@@ -157,6 +167,19 @@ class ReproTrainer(ResumableTrainer):
         if self.settings.save_initial_weights and self.local_rank == 0:
             state = {k: v.detach().cpu().clone() for k, v in _unwrap(self.network).state_dict().items()}
             save_atomically(state, Path(self.output_folder) / INITIAL_WEIGHTS_FILE)
+
+    def save_checkpoint(self, filename: str) -> None:
+        """The resumable trainer's atomic save, except ``checkpoint_latest`` while the loss is non-finite: the
+        weights may be diverging, and the latest good checkpoint is what a retry after the guard resumes from."""
+        if self.loss_guard.consecutive and os.path.basename(filename) == LATEST:
+            self.print_to_log_file(f"{LATEST} not written: the training loss has been non-finite for the last "
+                                   f"{self.loss_guard.consecutive} iterations; the previous one stays")
+            return
+        super().save_checkpoint(filename)
+
+    def after_rescue(self) -> None:
+        """The recipe card again, now saying that (and when) the rescue fired."""
+        self.write_recipe_card()
 
     def write_recipe_card(self) -> None:
         """``recipe.json`` in the fold folder: this run's effective recipe (rank 0)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mednext.nnunet.divergence import DIVERGED_MARKER, Divergence, DivergenceMarkerError, read_marker
+from mednext.nnunet.rescue import RESCUE_RECORD, RescueState, read_rescue_record
 from mednext.status.slurm_queue import QueuedJob
 from mednext.status.snakemake_state import last_error_line
 from mednext.status.training_log import TrainingLogSummary, summarize_training_logs
@@ -97,6 +98,7 @@ class FoldObservation:
     log: TrainingLogSummary | None
     provenance: dict[str, Any] | None
     divergence: Divergence | None
+    rescue: RescueState | None
     evaluated: bool
     marked_incomplete: bool
     slurm_job: QueuedJob | None
@@ -140,7 +142,8 @@ def observe_fold(fold_dir: Path, evaluated: bool, marked_incomplete: bool, slurm
         files=files,
         log=summarize_training_logs(fold_dir, list(files.logs)) if files.logs else None,
         provenance=read_provenance_file(fold_dir) if PROVENANCE_FILE in files.names else None,
-        divergence=divergence, evaluated=evaluated, marked_incomplete=marked_incomplete, slurm_job=slurm_job,
+        divergence=divergence, evaluated=evaluated,
+        rescue=read_rescue_record(fold_dir) if RESCUE_RECORD in files.names else None, marked_incomplete=marked_incomplete, slurm_job=slurm_job,
         queue_known=queue_known, rule_log=rule_log, slurm_log_dir=slurm_log_dir,
     )
 
@@ -218,8 +221,11 @@ def decide_state(obs: FoldObservation, epochs_total: int, parent_done: bool | No
         (last_run is not None and last_run.get("status") == "running") or (provenance is None and files.exists)))
     used = hours_used(provenance, activity, running, now)
 
+    rescued = (f"; rescued at epoch {obs.rescue.fired_at_epoch} (validation Dice 0)"
+               if obs.rescue is not None and obs.rescue.fired else "")
+
     def state(kind: State, detail: str, attempt: int = len(runs), log_path: str = "") -> FoldState:
-        return FoldState(kind, detail, attempt, epochs_done, used, log_path)
+        return FoldState(kind, (detail + rescued).lstrip("; "), attempt, epochs_done, used, log_path)
 
     if obs.evaluated:
         dice = f"; validation Dice {log.validation_dice:.4f}" if log and log.validation_dice is not None else ""

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from mednext.cli import main
 from mednext.provenance import TrainingProvenance
 from mednext.status.grid_status import collect_status
-from mednext.workflow.config_source import DEMO_CONFIG
+from mednext.workflow.config_source import DEMO_CONFIG, load_workflow_config
 from mednext.runs import Run
 from mednext.workflow.grid import all_runs
 from mednext.workflow.layout import Layout
@@ -27,9 +26,9 @@ EPOCH_S = 30.0
 def demo_tree(tmp_path: Path) -> tuple[Path, Path, dict]:
     """The demo config with relative paths, run from ``tmp_path``: nnU-Net fold 0 evaluated, MedNeXt-S_k3
     fold 0 running at epoch 2 of 6, everything else untouched."""
-    config = yaml.safe_load(DEMO_CONFIG.read_text())
     config_file = tmp_path / "demo.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config_file.write_text(DEMO_CONFIG.read_text())
+    config = load_workflow_config(config_file)  # the schema's defaults filled, as the workflow sees it
     layout = Layout.from_config(config)
     for run, epochs in ((Run("synthetic", "nnUNet", 0), 6), (Run("synthetic", "MedNeXt-S_k3", 0), 2)):
         fold = tmp_path / Path(layout.checkpoint(run)).parent
