@@ -108,7 +108,7 @@ def describe(state: RescueState) -> str:
                 if state.momentum_after is not None else "the optimiser has no momentum (left as it was)")
     return (f"Rescue at the end of epoch {state.fired_at_epoch}: the mean foreground pseudo-Dice was "
             f"{state.mean_foreground_dice:g}, so the network was re-initialised as the official v1 trainer does "
-            f"(He normal, slope {HE_NEGATIVE_SLOPE:g}, {state.reinitialised_modules} convolutions); {momentum}")
+            f"(He normal, slope {HE_NEGATIVE_SLOPE:g}, convolutions re-drawn: {state.reinitialised_modules}); {momentum}")
 
 
 def write_rescue_record(fold_dir: str | Path, state: RescueState) -> Path:

@@ -51,7 +51,7 @@ def draw_status(status: GridStatus, out_png: str | Path, title: str = "Training 
     folds = sorted({r.fold for r in rows})
     cell = {(r.dataset, r.network, r.fold): r for r in rows}
     width = max(8.0, 2.4 + 2.6 * len(datasets))
-    height = 1.7 + 0.12 * len(folds) * max(1, len(networks)) + 0.25 * len(networks)
+    height = 1.6 + 0.12 * len(folds) * max(1, len(networks)) + 0.25 * len(networks)  # inches: bars + title + legend
     fig, ax = plt.subplots(figsize=(width, height))
     bar_h = 0.8 / max(1, len(folds))
     backgrounds: list[Rectangle] = []
@@ -104,8 +104,9 @@ def draw_status(status: GridStatus, out_png: str | Path, title: str = "Training 
            if status.eta_hours > 0 else "nothing left to train")
     blocked = f"; {status.blocked} need attention" if status.blocked else ""
     fig.suptitle(f"{title}, {now:%Y-%m-%d %H:%M}\n{len(rows)} trainings; {eta}{blocked}\n"
-                 "one bar per fold, filled by the epochs done, coloured by state", fontsize=9, y=0.998)
-    fig.tight_layout(rect=(0, 0.6 / height, 1, 1 - 0.3 / height))
+                 "one bar per fold, filled by the epochs done, coloured by state", fontsize=9, va="top",
+                 y=1 - 0.08 / height)
+    fig.tight_layout(rect=(0, 0.55 / height, 1, 1))  # room for the legend (inches); the title is accounted for
     with atomic_output(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=130)
     plt.close(fig)
