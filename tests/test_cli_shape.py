@@ -15,7 +15,7 @@ from mednext.data.errors import UnknownDatasetError
 from mednext.nnunet.paths import nnunet_folder, nnunet_id
 
 #: Commands that name a dataset (``data synthetic`` creates one: its ``--dataset-id`` is the id to write).
-NAMES_A_DATASET = {"train", "predict", "plan", "recipe", "evaluate", "record-leaderboard",
+NAMES_A_DATASET = {"train", "predict", "plan", "recipe", "evaluate", "record-leaderboard", "status",
                    "data download", "data convert", "data prepare", "data splits"}
 
 

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from mednext.commands import DATASET_HELP, dataset_label
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from mednext.workflow.config_source import DEMO_CONFIG
@@ -22,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--config-json", help="the resolved workflow config as JSON (the Snakemake rule passes it)")
     parser.add_argument("--workdir", type=Path, default=Path("."),
                         help="the folder Snakemake runs in (holds .snakemake/; relative config paths start there)")
-    parser.add_argument("--dataset", action="append", default=[], help="show only this dataset (repeatable)")
+    parser.add_argument("--dataset", action="append", default=[],
+                        help=f"show only this {DATASET_HELP} (repeatable)")
     parser.add_argument("--network", action="append", default=[], help="show only this network (repeatable)")
     parser.add_argument("--state", action="append", default=[],
                         help="show only this state (repeatable): waiting, not_started, queued, running, interrupted, "
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"status: --gpus must be at least 1, got {args.gpus}")
     started = time.perf_counter()
     if args.config_json is not None:
-        config = validate_with_defaults(json.loads(args.config_json), source := "the workflow's config")
+        source = "the workflow's config"
+        config = validate_with_defaults(json.loads(args.config_json), source)
     else:
         config, source = load_workflow_config(args.config), str(args.config)
     check_config(config, source)
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.squeue and queue is None:
         print("status: squeue is not available; states come from the files only", file=sys.stderr)
     status = collect_status(config, args.workdir, queue=queue, gpus=args.gpus)
-    rows = filter_rows(status.rows, args.dataset, args.network, args.state)
+    rows = filter_rows(status.rows, [dataset_label(d) for d in args.dataset], args.network, args.state)
     print(format_table(rows) if rows else "no training matches the filters\n", end="")
     print("\n".join(summary_lines(status)))
     if args.csv:
