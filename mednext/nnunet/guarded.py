@@ -34,6 +34,7 @@ from mednext.nnunet.rescue import (
     apply_rescue,
     describe,
     read_rescue_record,
+    record_still_holds,
     rescue_due,
     write_rescue_record,
 )
@@ -64,12 +65,13 @@ class GuardedTrainer(nnUNetTrainer):
 
     # -- the rescue ----------------------------------------------------------------------------
     def on_train_start(self) -> None:
-        """nnU-Net's start; a resumed training takes back a rescue it already fired, a fresh one drops a stale record."""
+        """nnU-Net's start; a training resumed after its rescue takes the rescue back, any other start drops a
+        stale record (a resume from a checkpoint older than the rescue redoes that epoch and decides again)."""
         super().on_train_start()
         recorded = read_rescue_record(self.output_folder)
-        if recorded is None or not recorded.fired:
+        if recorded is None:
             return
-        if getattr(self, "restored_from_checkpoint", False):
+        if record_still_holds(recorded, getattr(self, "restored_from_checkpoint", False), self.current_epoch):
             self.rescue = dataclasses.replace(recorded, epoch=self.rescue.epoch)
         elif self.local_rank == 0:
             os.remove(os.path.join(self.output_folder, RESCUE_RECORD))

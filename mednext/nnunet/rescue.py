@@ -111,6 +111,13 @@ def describe(state: RescueState) -> str:
             f"(He normal, slope {HE_NEGATIVE_SLOPE:g}, convolutions re-drawn: {state.reinitialised_modules}); {momentum}")
 
 
+def record_still_holds(recorded: RescueState, resumed: bool, epochs_done: int) -> bool:
+    """Whether a recorded rescue describes the weights a training starts with: it fired, and the training
+    resumes from a checkpoint written after it (``epochs_done`` past its epoch). A fresh start, or a resume
+    from an older checkpoint (which redoes the rescue epoch and decides again), drops the record."""
+    return recorded.fired and resumed and recorded.fired_at_epoch is not None and epochs_done > recorded.fired_at_epoch
+
+
 def write_rescue_record(fold_dir: str | Path, state: RescueState) -> Path:
     return atomic_write_text(Path(fold_dir) / RESCUE_RECORD, json.dumps(state.as_dict(), indent=2) + "\n")
 

@@ -178,8 +178,12 @@ class ReproTrainer(ResumableTrainer, GuardedTrainer):
         super().save_checkpoint(filename)
 
     def after_rescue(self) -> None:
-        """The recipe card again, now saying that (and when) the rescue fired."""
+        """The recipe card again, now saying that (and when) the rescue fired; and ``checkpoint_latest`` again
+        when nnU-Net wrote it at this epoch's end, just before the rescue: a resume from it would skip the rescue."""
         self.write_recipe_card()
+        epochs_done = self.current_epoch  # nnU-Net's epoch end has counted the epoch
+        if epochs_done % self.save_every == 0 and epochs_done < self.num_epochs:
+            self.save_latest(epochs_done)
 
     def write_recipe_card(self) -> None:
         """``recipe.json`` in the fold folder: this run's effective recipe (rank 0)."""

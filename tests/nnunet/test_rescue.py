@@ -24,6 +24,7 @@ from mednext.nnunet.rescue import (
     apply_rescue,
     describe,
     read_rescue_record,
+    record_still_holds,
     rescue_due,
     write_rescue_record,
 )
@@ -109,3 +110,11 @@ def test_the_record_survives_a_resume(tmp_path) -> None:
     write_rescue_record(tmp_path, state)
     assert read_rescue_record(tmp_path) == state
     assert read_rescue_record(tmp_path / "elsewhere") is None
+
+
+def test_a_resume_keeps_the_record_only_when_its_checkpoint_is_newer_than_the_rescue() -> None:
+    fired = RescueState(epoch=100, fired=True, fired_at_epoch=100, mean_foreground_dice=0.0)
+    assert record_still_holds(fired, resumed=True, epochs_done=150)  # latest written after epoch 100's rescue
+    assert not record_still_holds(fired, resumed=True, epochs_done=100)  # latest from epoch 99: epoch 100 is redone
+    assert not record_still_holds(fired, resumed=False, epochs_done=0)  # a fresh start
+    assert not record_still_holds(RescueState(epoch=100), resumed=True, epochs_done=150)  # never fired
