@@ -21,7 +21,7 @@ from mednext.nnunet.divergence import DIVERGED_MARKER, Divergence, DivergenceMar
 from mednext.nnunet.rescue import RESCUE_RECORD, RescueState, read_rescue_record
 from mednext.status.slurm_queue import QueuedJob
 from mednext.status.snakemake_state import last_error_line
-from mednext.status.training_log import TrainingLogSummary, summarize_training_logs
+from mednext.status.training_log import TrainingLogSummary, summarize_training_logs, training_logs
 
 PROVENANCE_FILE = "provenance.json"
 CHECKPOINT_FINAL = "checkpoint_final.pth"
@@ -80,8 +80,6 @@ class FoldFiles:
                         logs.append(Path(entry.path))
         except FileNotFoundError:
             pass
-        from mednext.status.training_log import training_logs
-
         return cls(fold_dir, frozenset(names), max(checkpoint_times, default=None), max(mtimes, default=None),
                    tuple(training_logs(fold_dir)) if logs else ())
 
@@ -143,7 +141,8 @@ def observe_fold(fold_dir: Path, evaluated: bool, marked_incomplete: bool, slurm
         log=summarize_training_logs(fold_dir, list(files.logs)) if files.logs else None,
         provenance=read_provenance_file(fold_dir) if PROVENANCE_FILE in files.names else None,
         divergence=divergence, evaluated=evaluated,
-        rescue=read_rescue_record(fold_dir) if RESCUE_RECORD in files.names else None, marked_incomplete=marked_incomplete, slurm_job=slurm_job,
+        rescue=read_rescue_record(fold_dir) if RESCUE_RECORD in files.names else None,
+        marked_incomplete=marked_incomplete, slurm_job=slurm_job,
         queue_known=queue_known, rule_log=rule_log, slurm_log_dir=slurm_log_dir,
     )
 

@@ -60,6 +60,7 @@ def query_squeue(executable: str = "squeue") -> list[QueuedJob] | None:
         log.warning("squeue did not answer (%s); states come from the files only", error)
         return None
     if done.returncode != 0:
-        log.warning("squeue failed (%s); states come from the files only", done.stderr.strip().splitlines()[-1:] or done.returncode)
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        log.warning("squeue failed (%s); states come from the files only", reason)
         return None
     return parse_squeue(done.stdout)

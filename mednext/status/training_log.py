@@ -18,7 +18,6 @@ import os
 import re
 import statistics
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 TRAINING_LOG_GLOB = "training_log_*.txt"
@@ -37,7 +36,6 @@ _PSEUDO_DICE = re.compile(_STAMP + r"Pseudo dice \[(.*)\]\s*$", re.MULTILINE)
 _EPOCH_TIME = re.compile(_STAMP + r"Epoch time: ([0-9.eE+-]+) s\s*$", re.MULTILINE)
 _NUMPY_SCALAR = re.compile(r"np\.\w+\(([^()]*)\)")  # numpy >= 2 prints np.float32(0.5) inside lists
 _LOG_NAME = re.compile(r"training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
-_LINE_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?): ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,6 @@ class TrainingLogSummary:
     ema_pseudo_dice: float | None
     pseudo_dice: tuple[float, ...] | None
     epoch_seconds: float | None
-    training_done: bool
     validation_dice: float | None
     last_lines: tuple[str, ...]
     last_activity: float | None  # the newest log's modification time (seconds since the epoch)
@@ -69,12 +66,6 @@ def training_logs(fold_dir: Path) -> list[Path]:
             if match and entry.is_file():
                 found.append((tuple(int(g) for g in match.groups()), entry.stat().st_mtime, Path(entry.path)))
     return [path for _, _, path in sorted(found)]
-
-
-def log_start_time(path: Path) -> datetime | None:
-    """The local start time nnU-Net wrote into a log's name (``training_log_Y_M_D_h_m_s.txt``)."""
-    match = _LOG_NAME.search(path.name)
-    return datetime(*(int(g) for g in match.groups())) if match else None
 
 
 def _read_tail(path: Path, size: int = TAIL_BYTES) -> tuple[str, bool]:
@@ -176,14 +167,8 @@ def summarize_training_logs(fold_dir: Path, logs: list[Path] | None = None) -> T
         ema_pseudo_dice=None if ema is None or math.isnan(ema) else ema,
         pseudo_dice=last_dice,
         epoch_seconds=statistics.median(epoch_times) if epoch_times else None,
-        training_done=re.search(_STAMP + r"Training done\.", newest_text, flags=re.MULTILINE) is not None,
         validation_dice=float(validation[-1]) if validation else None,
         last_lines=tail_lines,
         last_activity=logs[-1].stat().st_mtime,
     )
 
-
-def line_time(line: str) -> datetime | None:
-    """The local time stamp nnU-Net put at the start of a log line."""
-    match = _LINE_TIME.match(line)
-    return datetime.fromisoformat(match.group(1)) if match else None

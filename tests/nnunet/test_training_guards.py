@@ -63,7 +63,7 @@ def _all_finite(checkpoint: Path) -> bool:
 
 def test_a_nan_loss_stops_the_training_and_the_retry_is_refused(planned: dict[str, Path]) -> None:
     patience, iterations = 3, 3
-    schedule = (f"epochs=5", f"iterations_per_epoch={iterations}", "save_every=1", f"divergence_patience={patience}")
+    schedule = ("epochs=5", f"iterations_per_epoch={iterations}", "save_every=1", f"divergence_patience={patience}")
     done = _train(planned, "NaNLoss", *schedule)
     assert done.returncode == DIVERGED_EXIT_CODE, done.stderr[-3000:]
     fold = _fold(planned, "NaNLoss")
