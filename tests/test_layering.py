@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mednext.nnunet",),
     ("mednext.evaluation", "mednext.provenance"),
     ("mednext.statistics", "mednext.workflow"),
-    ("mednext.tables",),
+    ("mednext.tables", "mednext.rehearsal"),
     ("mednext.commands",),
     ("mednext.cli", "mednext.__main__", "mednext"),
 )
