@@ -99,7 +99,7 @@ class JobRow:
 
     def failure_line(self) -> str:
         """The one line a job that does not fit prints."""
-        return f"{self.job} {self.dataset}{'/' + self.network if self.network else ''}: {self.problem}; {self.fix}"
+        return f"{self.job} {' '.join(filter(None, (self.dataset, self.network)))}: {self.problem}; {self.fix}"
 
 
 def _round(value: float | None) -> float | None:
@@ -218,17 +218,22 @@ def job_rows(
     gpu: GpuFigures,
     train_figures: Mapping[str, tuple[float | None, float | None, float]] | None = None,
     gpu_margin: float = 1.15,
+    jobs: Mapping[tuple[str, str, str], int] | None = None,
 ) -> list[JobRow]:
     """Every job group's row.
 
     Args:
         measurements: the rehearsed CPU stages.
-        requested: what each job group requests, keyed by (job, dataset, network); network "" for
-            dataset-level jobs, dataset "all" for the tables.
+        requested: what each job group requests, keyed by (job, dataset, network): network "" for a
+            dataset's jobs (evaluation is alike for every network), dataset "" for a network's trainings
+            (alike on every dataset).
         case_counts: training cases per dataset (the full size predictions scale to).
         gpu: the GPU stages' figures (or why there are none).
         train_figures: per network (hours per training, peak reserved MB, estimated A100 hours).
+        jobs: jobs per group (default: one per fold).
     """
+    folds = len(config["folds"])
+    count = (lambda key: (jobs or {}).get(key, folds))
     rows: list[JobRow] = []
     processes = int(config["planning"]["processes"])
     for m in measurements:
@@ -244,14 +249,13 @@ def job_rows(
         elif m.stage == "plan_and_preprocess":
             rows.append(_plan_row(m, case_counts[m.dataset], requested[("plan_and_preprocess", m.dataset, "")], processes))
         elif m.stage == "evaluate":
-            for (job, dataset, network), request in sorted(requested.items()):
-                if job == "evaluate" and dataset == m.dataset:
-                    rows.append(_evaluate_row(m, case_counts[m.dataset], request, network, len(config["folds"])))
+            key = ("evaluate", m.dataset, "")
+            rows.append(_evaluate_row(m, case_counts[m.dataset], requested[key], "", count(key)))
     for (job, dataset, network), request in sorted(requested.items()):
         if job == "train":
             hours, reserved, estimate = (train_figures or {}).get(network, (None, None, float("nan")))
-            rows.append(_train_row(dataset, network, len(config["folds"]), request, gpu, hours, reserved, gpu_margin,
-                                   estimate))
+            rows.append(_train_row(dataset, network, count((job, dataset, network)), request, gpu, hours, reserved,
+                                   gpu_margin, estimate))
     return rows
 
 

@@ -7,8 +7,9 @@ the largest there): a few training iterations at the paper's patch and batch (§
 deep supervision with a cross-entropy term per output, and the network's gradient checkpointing; a
 network that checkpoints by default (MedNeXt M and L) runs again with it off. Recorded: seconds per
 training and per validation iteration after warm-up, ``torch.cuda.max_memory_allocated`` and
-``max_memory_reserved``. Then one sliding-window prediction (tiles at half-patch steps, nnU-Net's
-Gaussian weighting, nnU-Net's own tile positions, mirroring as ``training.tta_mirroring``) of the largest case at 1 mm, in seconds.
+``max_memory_reserved``. Then one sliding-window prediction of the largest case at 1 mm (nnU-Net's
+tile positions at half-patch steps, Gaussian weighting, mirroring as ``training.tta_mirroring``), in
+seconds: the first :data:`PREDICTION_TILES` tiles are run and the time scaled to all of them.
 nnU-Net's own network is built from the plans the CPU stages wrote (``<out>/plans/<dataset>/``).
 
 Without CUDA nothing runs: every network says "not measured: no GPU". The device calls go through
@@ -41,6 +42,8 @@ MB = 1e6
 #: nnU-Net's gradient clipping (nnUNetTrainer.train_step: clip_grad_norm_(..., 12)).
 GRAD_CLIP = 12.0
 WARMUP_ITERATIONS = 3
+#: Tiles of the sliding-window prediction actually run; the time is scaled to the case's tile count.
+PREDICTION_TILES = 24
 
 
 class CudaBackend:
@@ -151,8 +154,12 @@ def _gaussian(patch: Sequence[int], device: torch.device) -> torch.Tensor:
 
 
 def measure_prediction(model: nn.Module, in_channels: int, n_classes: int, patch: Sequence[int], image: Sequence[int],
-                       mirroring: bool, autocast_dtype: torch.dtype, backend: Any) -> float:
-    """Seconds for one sliding-window prediction of an ``image``-sized volume (logits accumulated on the device)."""
+                       mirroring: bool, autocast_dtype: torch.dtype, backend: Any, max_tiles: int | None = None) -> float:
+    """Seconds for one sliding-window prediction of an ``image``-sized volume (logits accumulated on the device).
+
+    With ``max_tiles``, only the first tiles run (every mirror of each) and the time is scaled to all
+    tiles: the largest KiTS19 case at 1 mm is 640 tiles of 128³, x 8 mirrors, minutes per network.
+    """
     device = backend.device
     model = model.to(device).eval()
     if hasattr(model, "do_ds"):
@@ -167,10 +174,12 @@ def measure_prediction(model: nn.Module, in_channels: int, n_classes: int, patch
     from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 
     grid = np.meshgrid(*compute_steps_for_sliding_window(padded, patch, 0.5), indexing="ij")
+    corners = list(zip(*(g.ravel() for g in grid)))
+    run = corners if max_tiles is None else corners[:max_tiles]
     backend.synchronize()
     start = time.perf_counter()
     with torch.no_grad(), torch.autocast(backend.autocast_device, dtype=autocast_dtype, enabled=device.type == "cuda"):
-        for corner in zip(*(g.ravel() for g in grid)):
+        for corner in run:
             window = tuple(slice(int(c), int(c) + p) for c, p in zip(corner, patch))
             tile = volume[(slice(None), slice(None), *window)]
             prediction = None
@@ -183,7 +192,7 @@ def measure_prediction(model: nn.Module, in_channels: int, n_classes: int, patch
             weights[window] += gaussian
         (logits / weights).argmax(0)
     backend.synchronize()
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) * len(corners) / len(run)
 
 
 def _training_dataset(network: str, config: Mapping[str, Any]) -> str:
@@ -237,7 +246,7 @@ def rehearse_network(network: str, config: Mapping[str, Any], iterations: int, b
         model = build_model(network, dataset, patch, plans_dir)
         largest = data.geometry.largest.shape_at()
         predict_s = measure_prediction(model, len(data.channel_names), data.num_classes, patch, largest,
-                                       bool(training.get("tta_mirroring", True)), dtype, backend)
+                                       bool(training.get("tta_mirroring", True)), dtype, backend, PREDICTION_TILES)
         del model
         backend.reset_peaks()
     return GpuNetwork(tuple(runs), predict_s, dataset)

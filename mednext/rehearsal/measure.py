@@ -161,11 +161,12 @@ class MeasuredRun:
 
     @property
     def n_workers(self) -> int:
-        """Worker processes below the root that ran marked cases: the most in one pool (one stage of marks)."""
-        pools: dict[str, set[int]] = {}
+        """Worker processes below the root that ran marked cases: the most in one pool (a stage and detail,
+        e.g. preprocessing one configuration)."""
+        pools: dict[tuple[str, str], set[int]] = {}
         for mark in self.cases:
             if mark.pid != self.root_pid:
-                pools.setdefault(mark.stage, set()).add(mark.pid)
+                pools.setdefault((mark.stage, mark.detail), set()).add(mark.pid)
         return max((len(pids) for pids in pools.values()), default=0)
 
 

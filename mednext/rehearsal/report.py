@@ -87,7 +87,7 @@ def figure(rows: Sequence[JobRow], path: Path) -> Path:
     shown = [r for r in rows if r.verdict not in (HEAD_NODE,)]
     labels, memory, time, colours = [], [], [], []
     for r in shown:
-        labels.append(f"{r.job} {r.dataset}{' ' + r.network if r.network else ''}")
+        labels.append(" ".join(filter(None, (r.job, r.dataset, r.network))))
         memory.append(r.predicted_mem_mb / r.requested.mem_mb if r.predicted_mem_mb and r.requested.mem_mb else float("nan"))
         allowed = (r.requested.runtime_min or 0) * (r.requested.attempts if r.job == "train" else 1)
         time.append(r.predicted_runtime_min / allowed if r.predicted_runtime_min and allowed else float("nan"))

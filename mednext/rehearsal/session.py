@@ -47,17 +47,27 @@ def requests(config: Mapping[str, Any]) -> dict[tuple[str, str, str], Requested]
         for job, request in (("prepare_dataset", res.prepare_request(dataset, config)),
                              ("plan_and_preprocess", res.plan_request(dataset, config))):
             out[(job, dataset, "")] = Requested(request.cpus, request.mem_mb, request.runtime_min)
-    for run in sorted(set(main_runs(config)) | set(ablation_runs(config))):
-        request = res.evaluate_request(run.dataset, config)
-        out[("evaluate", run.dataset, run.network)] = Requested(request.cpus, request.mem_mb, request.runtime_min)
+    for dataset in sorted({run.dataset for run in set(main_runs(config)) | set(ablation_runs(config))}):
+        request = res.evaluate_request(dataset, config)  # alike for every network and fold of the dataset
+        out[("evaluate", dataset, "")] = Requested(request.cpus, request.mem_mb, request.runtime_min)
     gpu = config.get("device", "cuda") == "cuda"
     attempts = profile_attempts(config) if gpu else 1
-    for run in all_runs(config):
-        resources = res.merged_resources(config)
-        out[("train", run.dataset, run.network)] = Requested(
-            resources["cpus_per_gpu"] if gpu else 1, res.train_mem_mb(run.network, config),
-            res.train_runtime_minutes(run.network, config), 1 if gpu else 0, attempts)
+    resources = res.merged_resources(config)
+    for network in sorted({run.network for run in all_runs(config)}):  # alike on every dataset
+        out[("train", "", network)] = Requested(
+            resources["cpus_per_gpu"] if gpu else 1, res.train_mem_mb(network, config),
+            res.train_runtime_minutes(network, config), 1 if gpu else 0, attempts)
     return out
+
+
+def job_counts(config: Mapping[str, Any]) -> dict[tuple[str, str, str], int]:
+    """Jobs of each job group: a dataset's evaluations (networks x folds), a network's trainings (datasets x folds)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for run in set(main_runs(config)) | set(ablation_runs(config)):
+        counts[("evaluate", run.dataset, "")] = counts.get(("evaluate", run.dataset, ""), 0) + 1
+    for run in all_runs(config):
+        counts[("train", "", run.network)] = counts.get(("train", "", run.network), 0) + 1
+    return counts
 
 
 def save_measurements(path: Path, measurements: Sequence[StageMeasurement]) -> list[StageMeasurement]:
@@ -116,8 +126,20 @@ def finish(config: Mapping[str, Any], out_dir: Path, new: Sequence[StageMeasurem
            before: Mapping[tuple[str, str, str], Requested], header: Sequence[str],
            progress: Callable[[str], None] | None = None) -> Outcome:
     """Merge, calibrate, extrapolate and report (``before``: the requests read before the stages ran)."""
+    import fcntl
+
     from mednext.rehearsal.report import write_report
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "w") as lock:  # a CPU job and a GPU job may finish at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _merge_and_report(config, out_dir, new, gpu, before, header, progress, write_report)
+
+
+def _merge_and_report(config: Mapping[str, Any], out_dir: Path, new: Sequence[StageMeasurement], gpu: GpuFigures | None,
+                      before: Mapping[tuple[str, str, str], Requested], header: Sequence[str],
+                      progress: Callable[[str], None] | None,
+                      write_report: Callable[..., list[Path]]) -> Outcome:
     measurements = save_measurements(out_dir / MEASUREMENTS_FILE, new)
     path = calibration_path(config)
     calibration = calibration_from(measurements, load_calibration(config), gpu, host_facts())
@@ -135,7 +157,8 @@ def finish(config: Mapping[str, Any], out_dir: Path, new: Sequence[StageMeasurem
         train[network] = (res.measured_training_hours(network, config), None if run is None else run.reserved_mb,
                           res.estimated_training_hours(network, config))
     counts = {d: res.dataset_cases(d) for d in configured}
-    rows = job_rows(shown, config, before, counts, figures, train, float(res.merged_resources(config)["gpu_memory_margin"]))
+    rows = job_rows(shown, config, before, counts, figures, train, float(res.merged_resources(config)["gpu_memory_margin"]),
+                    job_counts(config))
     rows = [replace(row, calibrated=after.get((row.job, row.dataset, row.network))) for row in rows]
     files = write_report(out_dir, rows, shown, header)
     return Outcome(rows, measurements, path, [path, *files])

@@ -80,7 +80,7 @@ def test_too_little_time_is_its_own_problem() -> None:
 def test_evaluation_scales_to_a_fold_and_its_workers() -> None:
     cases = tuple(CaseFigure(f"c{i}", 10.0, peak, rss_at_start_mb=700.0) for i, peak in enumerate((2000.0, 3000.0, 6000.0)))
     m = StageMeasurement("evaluate", "kits19", 35.0, 6000.0, 6000.0, 0.0, 0, cases)
-    requested = {("evaluate", "kits19", "nnUNet"): Requested(cpus=4, mem_mb=16000, runtime_min=60)}
+    requested = {("evaluate", "kits19", ""): Requested(cpus=4, mem_mb=16000, runtime_min=60)}
     (row,) = job_rows([m], CONFIG, requested, {"kits19": 210}, NO_GPU_FIGURES)
     # a fold scores ceil(210 / 5) = 42 cases; 4 workers each may hold the largest case
     assert row.predicted_mem_mb == pytest.approx(700 + 4 * 6000)
@@ -96,7 +96,7 @@ def test_local_rules_run_on_the_head_node() -> None:
 
 
 def test_training_rows_say_not_measured_without_a_gpu() -> None:
-    requested = {("train", "kits19", "MedNeXt-L_k3"): Requested(cpus=8, mem_mb=96000, runtime_min=4320, gpus=1, attempts=5)}
+    requested = {("train", "", "MedNeXt-L_k3"): Requested(cpus=8, mem_mb=96000, runtime_min=4320, gpus=1, attempts=5)}
     (row,) = job_rows([], CONFIG, requested, {"kits19": 210}, NO_GPU_FIGURES,
                       {"MedNeXt-L_k3": (None, None, 74.2)})
     assert row.verdict == "not measured: no GPU" and row.measured.startswith("not measured: no GPU")
@@ -107,7 +107,7 @@ def test_training_rows_say_not_measured_without_a_gpu() -> None:
 def test_training_rows_with_gpu_figures_check_memory_and_attempts() -> None:
     gpu = GpuFigures("NVIDIA A100-SXM4-40GB", 40_000.0,
                      {"MedNeXt-L_k3": GpuNetwork((GpuRun(True, 0.9, 0.3, 17_000.0, 18_000.0),))})
-    requested = {("train", "kits19", "MedNeXt-L_k3"): Requested(cpus=8, mem_mb=96000, runtime_min=4320, gpus=1, attempts=5)}
+    requested = {("train", "", "MedNeXt-L_k3"): Requested(cpus=8, mem_mb=96000, runtime_min=4320, gpus=1, attempts=5)}
     (fits,) = job_rows([], CONFIG, requested, {"kits19": 210}, gpu, {"MedNeXt-L_k3": (70.0, 18_000.0, 74.2)})
     assert fits.verdict == FITS and fits.predicted_runtime_min == pytest.approx(70 * 60)
     (too_big,) = job_rows([], CONFIG, requested, {"kits19": 210}, gpu, {"MedNeXt-L_k3": (70.0, 38_000.0, 74.2)})
