@@ -25,7 +25,7 @@ TARGET_MIN = 15
 
 def main() -> None:
     from mednext.rehearsal.engine import Rehearsal
-    from mednext.workflow.config_source import load_config_file
+    from mednext.workflow.config_source import load_workflow_config
     from mednext.workflow.grid import check_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--max-workers", type=int, default=2)
     args = parser.parse_args()
-    config = load_config_file(args.config)
+    config = load_workflow_config(args.config)
     check_config(config, str(args.config))
     with tempfile.TemporaryDirectory(prefix="bench_rehearsal_") as scratch:
         rehearsal = Rehearsal(config, Path(scratch), args.cases, args.max_workers)

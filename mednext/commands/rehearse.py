@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from mednext.rehearsal.extrapolate import NO_GPU
     from mednext.rehearsal.session import finish, requests
     from mednext.workflow.calibration import calibration_path
-    from mednext.workflow.config_source import load_config_file
+    from mednext.workflow.config_source import load_workflow_config
     from mednext.workflow.grid import check_config, datasets_of
 
     if args.cases < 1:
@@ -48,9 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
         config, source = json.loads(args.config_json), "the workflow's config"
     else:
-        config, source = load_config_file(args.config), str(args.config)
+        config, source = load_workflow_config(args.config), str(args.config)
     check_config(config, source)
-    config.setdefault("calibration", str(calibration_path(config)))
     out_dir = args.out or calibration_path(config).parent
     stages = set(args.stages or (["cpu", "gpu"] if args.device == "cuda" else ["cpu"]))
     unknown = sorted(set(args.datasets or []) - set(datasets_of(config)))

@@ -1,4 +1,4 @@
-"""The recipe card: the effective training recipe of one run, read from a real nnU-Net trainer (issue 10).
+"""The recipe card: the effective training recipe of one run, read from a real nnU-Net trainer.
 
 :func:`build_recipe` reads an instantiated trainer (built from the dataset's plans, no training) and
 returns a flat dict with stable snake_case keys: optimiser and its hyper-parameters after the
@@ -233,11 +233,14 @@ def write_recipe(card: dict[str, Any], fold_dir: str | Path) -> Path:
     return atomic_write_text(Path(fold_dir) / RECIPE_FILE, json.dumps(card, indent=2) + "\n")
 
 
-def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0, configuration: str | None = None) -> Any:
+def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0, configuration: str | None = None,
+                      job: Any = None) -> Any:
     """An instance of ``network``'s trainer built from ``plans_file`` on the CPU, without side effects.
 
-    nnU-Net's constructor makes the fold folder and a log file: they go to a temporary results
-    folder; the UpKern parent is still looked up under the real ``$nnUNet_results`` when set.
+    ``job`` (a :class:`~mednext.nnunet.job_settings.TrainingJob`) is what the training would receive;
+    default: the paper's settings. nnU-Net's constructor makes the fold folder and a log file: they go
+    to a temporary results folder; the UpKern parent is still looked up under the real
+    ``$nnUNet_results`` when set.
     """
     from mednext.networks import get_network
     from mednext.nnunet.paths import run_folder
@@ -261,8 +264,9 @@ def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0,
     fold_value: int | str = fold if str(fold) == "all" else int(fold)
     real_results = os.environ.get("nnUNet_results")
     cls = trainer_for_network(network)
-    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, temporary_environ({"nnUNet_results": tmp}), \
-            contextlib.redirect_stdout(io.StringIO()):
+    job_env = {} if job is None else job.to_env()
+    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, \
+            temporary_environ({"nnUNet_results": tmp, **job_env}), contextlib.redirect_stdout(io.StringIO()):
         trainer = cls(plans={**plans, "continue_training": False}, configuration=configuration, fold=fold_value,
                       dataset_json=dataset_json, device=torch.device("cpu"))
     if real_results:
@@ -280,15 +284,16 @@ def recipe_for_plans(
     fold: int | str = 0,
     configuration: str | None = None,
     device: str = "cuda",
-    compile_network: bool = False,
+    job: Any = None,
 ) -> dict[str, Any]:
     """The card of ``network`` trained on ``device`` with ``plans_file`` (built on the CPU, no training).
 
-    ``compile_network`` is the ``nnUNet_compile`` value the training gets (``train --compile``);
-    nnU-Net's own ``_do_i_compile`` then decides for ``device``.
+    ``job`` (a :class:`~mednext.nnunet.job_settings.TrainingJob`, default the paper's settings) is what
+    the training would receive; its ``compile`` becomes ``nnUNet_compile`` and nnU-Net's own
+    ``_do_i_compile`` then decides for ``device``.
     """
-    trainer = trainer_for_plans(plans_file, network, fold, configuration)
-    with temporary_environ({"nnUNet_compile": "1" if compile_network else "0"}):
+    trainer = trainer_for_plans(plans_file, network, fold, configuration, job)
+    with temporary_environ({"nnUNet_compile": "1" if trainer.settings.compile else "0"}):
         return build_recipe(trainer, device=device)
 
 

@@ -9,7 +9,7 @@ the planned spacing) from
 3. the dataset's generator (the synthetic demo set), or
 4. stand-ins written at the dataset's real geometry (:mod:`mednext.data.standins`).
 
-Each stage runs as its own process, the project's own command (:mod:`mednext.rehearsal.probe`), with
+Each stage runs as its own process, the project's own command (:mod:`mednext.rehearsal_probe`), with
 the config's own settings, in a scratch nnU-Net tree under the output folder: conversion (or
 linking and validating an own folder), nnU-Net fingerprint + planning + preprocessing with
 ``planning.processes`` workers (at most ``max_workers`` here), the 5-fold splits of the full case
@@ -42,7 +42,7 @@ from mednext.workflow.targets import evaluation_region_args
 
 log = logging.getLogger(__name__)
 
-PROBE = (sys.executable, "-m", "mednext.rehearsal.probe")
+PROBE = (sys.executable, "-m", "mednext.rehearsal_probe")
 #: Spacing every dataset is planned at (§3.1); the rehearsal ranks cases by voxels at it.
 PLANNED_SPACING = (1.0, 1.0, 1.0)
 

@@ -1,13 +1,13 @@
-"""One measured stage of a rehearsal: ``python -m mednext.rehearsal.probe STAGE -- COMMAND ARGS``.
+"""Per-case marks for the project's own commands, installed by :mod:`mednext.rehearsal_probe`.
 
-The probe runs the project's own command (``mednext-repro COMMAND ARGS``, exactly what the DAG job
-runs) after wrapping the functions that handle one case in a per-case mark
+``python -m mednext.rehearsal_probe STAGE -- COMMAND ARGS`` runs ``mednext-repro COMMAND ARGS``
+(exactly what the DAG job runs) after :func:`install` wrapped the functions that handle one case in a per-case mark
 (:mod:`mednext.rehearsal.markers`): conversion's validate/write pair, nnU-Net's fingerprint
 ``analyze_case`` and preprocessing ``run_case_save`` (which run in nnU-Net's worker pool), and
 evaluation's ``score_case``. The wrappers call the original functions unchanged; they only time them
 and read the process's peak memory. nnU-Net starts its workers with ``spawn``, which imports this
-module again in every worker (as ``__mp_main__``): the module-level call at the bottom installs the
-same wrappers there when :data:`ENV_STAGE` names the stage. The parent measures the whole tree
+entry module again in every worker (as ``__mp_main__``), which installs the same wrappers there
+when :data:`ENV_STAGE` names the stage. The parent measures the whole tree
 (:func:`mednext.rehearsal.measure.run_measured`).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -168,28 +167,3 @@ def install(stage: str) -> None:
     installer = INSTALLERS.get(stage)
     if installer is not None:
         installer()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``STAGE -- mednext-repro arguments``: install the stage's marks, run the command, mark the process's peak."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 2 or args[0] not in STAGES or "--" not in args:
-        print(f"usage: python -m mednext.rehearsal.probe {{{','.join(STAGES)}}} -- COMMAND ARGS", file=sys.stderr)
-        return 2
-    stage, command = args[0], args[args.index("--") + 1:]
-    os.environ[ENV_STAGE] = stage  # spawned workers install the same marks (bottom of this module)
-    install(stage)
-    from mednext.cli import main as cli_main
-
-    started = time.time()
-    try:
-        return cli_main(command)
-    finally:
-        markers.write_mark({"kind": "process", "stage": stage, "pid": os.getpid(), "wall_s": time.time() - started,
-                            "peak_mb": markers.peak_rss_mb()})
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-elif os.environ.get(ENV_STAGE) and os.environ.get(markers.ENV_MARKERS):
-    install(os.environ[ENV_STAGE])  # a worker nnU-Net spawned: the same marks as its parent

@@ -26,21 +26,22 @@ preprocessing worker on the largest KiTS19 case peaks at 10.6 GB (README, "Rehea
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mednext.ablations import ablation_of_network
 from mednext.data.registry import get_dataset
 from mednext.networks import get_network
 from mednext.workflow.calibration import Calibration, GpuRun, load_calibration
 from mednext.workflow.grid import Run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PAPER_EPOCHS, PAPER_ITERATIONS = 1000, 250
 REPORTED_CONFIGS = Path(__file__).resolve().parents[2] / "paper_tables" / "reported" / "table1_configs.csv"
@@ -83,8 +84,9 @@ NNUNET_FOLDS = 5
 
 @lru_cache(maxsize=1)
 def _mednext_paper_hours() -> dict[str, float]:
-    table = pd.read_csv(REPORTED_CONFIGS)
-    return {f"MedNeXt-{r.variant}_k{r.kernel}": r.secs_per_train_epoch * PAPER_EPOCHS / 3600 for r in table.itertuples()}
+    with REPORTED_CONFIGS.open(newline="") as handle:  # csv, not pandas: this runs at every DAG parse
+        rows = list(csv.DictReader(handle))
+    return {f"MedNeXt-{r['variant']}_k{r['kernel']}": float(r["secs_per_train_epoch"]) * PAPER_EPOCHS / 3600 for r in rows}
 
 
 def merged_resources(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,7 +200,7 @@ def train_mem_mb(network: str, config: Mapping[str, Any]) -> int:
     return int(resources["mem_mb_per_size_class"][get_network(network).size_class])
 
 
-def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> pd.DataFrame:
+def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> "pd.DataFrame":
     """Per network over ``runs``: jobs, estimated hours per training and in total, attempts, Revisited's hours.
 
     ``hours_per_run``/``gpu_hours`` are the A100 estimates (module docstring). Where the calibration has
@@ -221,6 +223,8 @@ def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> pd.DataFrame:
         row["gpu_hours"] += row["hours_per_run"]
         if measured is not None:
             row["measured_gpu_hours"] += measured
+    import pandas as pd
+
     columns = ["network", "jobs", "hours_per_run", "gpu_hours", "measured_h_per_run", "measured_gpu_hours",
                "attempts", "revisited_a100_h"]
     table = pd.DataFrame(list(rows.values()), columns=columns)

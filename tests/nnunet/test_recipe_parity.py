@@ -23,6 +23,7 @@ from mednext.data.registry import get_dataset
 from mednext.data.synthetic import write_synthetic_dataset
 from mednext.networks import get_network
 from mednext.nnunet.planning import v1_batch_dice
+from mednext.nnunet.job_settings import TrainingJob, TrainingSettings
 from mednext.nnunet.recipe import RECIPE_ITEMS, recipe_for_plans
 from mednext.nnunet.recipe_parity import compare_card, load_deviations, load_official
 
@@ -102,8 +103,10 @@ def test_an_unlisted_change_fails(cards: dict[str, dict], rules: dict[str, bool]
 
 def test_compile_follows_the_switch_on_cuda_only(plans_file: Path) -> None:
     """nnU-Net's own _do_i_compile decides: on with the switch on CUDA, never on the CPU."""
-    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cuda", compile_network=True)["compile"] is True
-    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cpu", compile_network=True)["compile"] is False
+    job = TrainingJob(TrainingSettings.paper().replace(compile=True), "kits19")
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cuda", job=job)["compile"] is True
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cpu", job=job)["compile"] is False
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cuda")["compile"] is False  # the official protocol
 
 
 def test_recipe_command_json_and_text(plans_file: Path, cards: dict[str, dict], capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,13 +119,15 @@ def test_recipe_command_json_and_text(plans_file: Path, cards: dict[str, dict], 
         main(["recipe", "--plans", str(plans_file), "--network", "nope"])
 
 
-def test_switching_baseline_lr_shows_on_the_card(plans_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_switching_baseline_lr_shows_on_the_card(plans_file: Path) -> None:
     """DEVIATIONS.md 'Baseline learning rates': one override for every dataset, visible on the card."""
     assert recipe_for_plans(plans_file, "SwinUNETR")["lr"] == 1e-4  # the official 128³ trainer
-    monkeypatch.setenv("MEDNEXT_LR_OVERRIDES", '{"kits19/k5": 1e-4, "/SwinUNETR": 5e-4}')
-    assert recipe_for_plans(plans_file, "SwinUNETR")["lr"] == 5e-4
-    assert recipe_for_plans(plans_file, "3D-UX-Net")["lr"] == 5e-4  # unchanged: its official value
-    assert recipe_for_plans(plans_file, "MedNeXt-S_k5")["lr"] == 1e-4
+    job = TrainingJob(TrainingSettings.paper().replace(lr_overrides={"*/SwinUNETR": 5e-4}), "kits19")
+    assert recipe_for_plans(plans_file, "SwinUNETR", job=job)["lr"] == 5e-4
+    assert recipe_for_plans(plans_file, "3D-UX-Net", job=job)["lr"] == 5e-4  # unchanged: its official value
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k5", job=job)["lr"] == 1e-4  # KiTS19 kernel 5 (§3.1)
+    assert main(["recipe", "--plans", str(plans_file), "--network", "SwinUNETR", "--json",
+                 "--set", 'lr_overrides={"*/SwinUNETR": 0.0005}']) == 0
 
 
 @pytest.mark.parametrize(

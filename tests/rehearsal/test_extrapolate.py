@@ -18,10 +18,10 @@ from mednext.rehearsal.extrapolate import (
 )
 from mednext.rehearsal.stages import CaseFigure, StageMeasurement, stage_cost
 from mednext.workflow.calibration import GpuNetwork, GpuRun
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_workflow_config
 from tests.workflow.conftest import REPO
 
-CONFIG = load_config_file(REPO / "config" / "paper.yaml")
+CONFIG = load_workflow_config(REPO / "config" / "paper.yaml")
 NO_GPU_FIGURES = GpuFigures(None, None, {}, NO_GPU)
 
 

@@ -11,7 +11,7 @@ import torch
 
 from mednext.rehearsal import gpu
 from mednext.rehearsal.extrapolate import NO_GPU
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_workflow_config
 from tests.workflow.conftest import REPO
 
 
@@ -47,7 +47,7 @@ class FakeBackend:
 
 
 def tiny_config(network: str) -> dict:
-    config = load_config_file(REPO / "config" / "demo.yaml")
+    config = load_workflow_config(REPO / "config" / "demo.yaml")
     config = copy.deepcopy(config)
     config.update(networks=[network], ablations={"datasets": [], "networks": []})
     config["planning"].update(patch_3d=[32, 32, 32], batch_3d=1)

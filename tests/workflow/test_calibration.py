@@ -18,7 +18,7 @@ from mednext.workflow.calibration import (
     read_calibration,
     write_calibration,
 )
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_workflow_config
 from tests.workflow.conftest import REPO, run_snakemake
 
 #: KiTS19 as a rehearsal might measure it: a preprocessing worker peaks at 10.6 GB on the largest case.
@@ -36,7 +36,7 @@ def planted(path: Path) -> Path:
 
 
 def paper_with(calibration: Path) -> dict:
-    config = load_config_file(REPO / "config" / "paper.yaml")
+    config = load_workflow_config(REPO / "config" / "paper.yaml")
     config["calibration"] = str(calibration)
     return config
 
