@@ -12,6 +12,7 @@ card and into provenance.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,7 +61,7 @@ def network_checkpoints_by_default(network: str) -> bool:
 def choose_gradient_checkpointing(
     network: str,
     setting: object,
-    rehearsed: Any | None,
+    reserved_off_mb: float | None,
     rehearsed_device: str | None,
     rehearsed_device_mb: float | None,
     margin: float,
@@ -70,8 +71,8 @@ def choose_gradient_checkpointing(
 
     Args:
         setting: the config's ``auto``/``on``/``off``.
-        rehearsed: the network's GPU rehearsal (an object with ``run(gradient_checkpointing)`` returning
-            a run with ``reserved_mb``), or None.
+        reserved_off_mb: peak reserved GPU memory the rehearsal measured for the network without
+            checkpointing (None: not measured).
         rehearsed_device, rehearsed_device_mb: the GPU model and memory it was measured on.
         margin: the measured peak x ``margin`` must fit the device memory.
         training_device: the GPU model the training runs on, when known; a rehearsal on another model
@@ -83,19 +84,28 @@ def choose_gradient_checkpointing(
         return CheckpointingChoice(mode == "on", mode, f"forced {mode} by training.gradient_checkpointing")
     if not default:
         return CheckpointingChoice(False, mode, "network default: this network does not checkpoint")
-    off = None if rehearsed is None else rehearsed.run(False)
-    if off is None or rehearsed_device_mb is None:
+    if reserved_off_mb is None or rehearsed_device_mb is None:
         return CheckpointingChoice(True, mode, "network default (official code: on for MedNeXt M and L); "
                                                "no GPU rehearsal without checkpointing")
     if training_device is not None and rehearsed_device is not None and training_device != rehearsed_device:
         return CheckpointingChoice(True, mode, f"network default: rehearsed on {rehearsed_device}, training on "
-                                               f"{training_device}", off.reserved_mb, rehearsed_device,
+                                               f"{training_device}", reserved_off_mb, rehearsed_device,
                                    rehearsed_device_mb, margin)
-    need = off.reserved_mb * margin
-    if need <= rehearsed_device_mb:
-        reason = (f"rehearsal: {off.reserved_mb / 1000:.1f} GB reserved without checkpointing x {margin:g} = "
-                  f"{need / 1000:.1f} GB fits {rehearsed_device} ({rehearsed_device_mb / 1000:.1f} GB): off")
-        return CheckpointingChoice(False, mode, reason, off.reserved_mb, rehearsed_device, rehearsed_device_mb, margin)
-    reason = (f"rehearsal: {off.reserved_mb / 1000:.1f} GB reserved without checkpointing x {margin:g} = "
-              f"{need / 1000:.1f} GB exceeds {rehearsed_device} ({rehearsed_device_mb / 1000:.1f} GB): on")
-    return CheckpointingChoice(True, mode, reason, off.reserved_mb, rehearsed_device, rehearsed_device_mb, margin)
+    need = reserved_off_mb * margin
+    fits = need <= rehearsed_device_mb
+    reason = (f"rehearsal: {reserved_off_mb / 1000:.1f} GB reserved without checkpointing x {margin:g} = "
+              f"{need / 1000:.1f} GB {'fits' if fits else 'exceeds'} {rehearsed_device} "
+              f"({rehearsed_device_mb / 1000:.1f} GB): {'off' if fits else 'on'}")
+    return CheckpointingChoice(not fits, mode, reason, reserved_off_mb, rehearsed_device, rehearsed_device_mb, margin)
+
+
+def choice_for_job(network: str, setting: object, gpu_rehearsal: Mapping[str, Any] | None,
+                   training_device: str | None = None) -> CheckpointingChoice:
+    """The choice for a training job from the rehearsal record the workflow put into its job
+    (``{"device", "memory_mb", "margin", "runs": [{"gradient_checkpointing", "reserved_mb", ...}]}``)."""
+    if not gpu_rehearsal:
+        return choose_gradient_checkpointing(network, setting, None, None, None, 1.0, training_device)
+    off = next((run for run in gpu_rehearsal.get("runs", []) if not run["gradient_checkpointing"]), None)
+    return choose_gradient_checkpointing(network, setting, None if off is None else float(off["reserved_mb"]),
+                                         gpu_rehearsal.get("device"), gpu_rehearsal.get("memory_mb"),
+                                         float(gpu_rehearsal.get("margin", 1.0)), training_device)

@@ -111,16 +111,14 @@ def _compiles_on(trainer: Any, device: torch.device) -> bool:
 
 
 def _gradient_checkpointing(trainer: Any, spec: Any) -> bool:
-    """The forced setting (``training.gradient_checkpointing``), else the network's default (M, L on)."""
-    forced = getattr(trainer, "gradient_checkpointing", None)
-    if forced is not None:
-        return bool(forced)
-    if spec is None or spec.family not in ("mednext", "ablation"):
-        return False
-    from mednext.network.variants import VARIANTS
+    """The trainer's decision (``training.gradient_checkpointing``, for ``auto`` with a GPU rehearsal:
+    :mod:`mednext.nnunet.checkpointing_choice`), else the network's default (M, L on)."""
+    from mednext.nnunet.checkpointing_choice import network_checkpoints_by_default
 
-    variant = next((t for t in spec.tags if t in VARIANTS), None)
-    return bool(variant and VARIANTS[variant].gradient_checkpointing)
+    decided = getattr(trainer, "gradient_checkpointing", None)
+    if decided is not None:
+        return bool(decided)
+    return spec is not None and network_checkpoints_by_default(spec.name)
 
 
 def _version(package: str) -> str | None:
@@ -206,6 +204,9 @@ def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict
         "amp_dtype": str(autocast_dtype).replace("torch.", "") if target.type == "cuda" else None,
         "compile": _compiles_on(trainer, target),
         "gradient_checkpointing": _gradient_checkpointing(trainer, spec),
+        # how it was decided (training.gradient_checkpointing auto/on/off) and the rehearsal figures it rests on
+        "gradient_checkpointing_choice": (trainer.checkpointing_choice.record()
+                                          if getattr(trainer, "checkpointing_choice", None) is not None else None),
         "channels_last": bool(getattr(trainer, "channels_last", False)),
         "checkpoint_minutes": _float(getattr(trainer, "checkpoint_minutes", None)),
         "checkpoint_every_epochs": int(trainer.save_every),

@@ -135,10 +135,25 @@ def rehearsed_gpu_run(network: str, config: Mapping[str, Any]) -> GpuRun | None:
     calibration = load_calibration(config)
     if calibration is None or config.get("device", "cuda") != "cuda" or calibration.network(network) is None:
         return None
+    rehearsed = calibration.network(network)
+    off = rehearsed.run(False)
     choice = choose_gradient_checkpointing(network, config["training"].get("gradient_checkpointing", "auto"),
-                                           calibration.network(network), calibration.gpu_device,
+                                           None if off is None else off.reserved_mb, calibration.gpu_device,
                                            calibration.gpu_memory_mb, merged_resources(config)["gpu_memory_margin"])
-    return calibration.network(network).run(choice.enabled)
+    return rehearsed.run(choice.enabled)
+
+
+def gpu_rehearsal_record(network: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a training job of ``network`` receives about its GPU rehearsal (gradient_checkpointing ``auto``
+    decides from it on the training's own GPU): device, its memory, the margin and the measured runs."""
+    from dataclasses import asdict
+
+    calibration = load_calibration(config)
+    rehearsed = None if calibration is None else calibration.network(network)
+    if rehearsed is None or config.get("device", "cuda") != "cuda":
+        return None
+    return {"device": calibration.gpu_device, "memory_mb": calibration.gpu_memory_mb,
+            "margin": float(merged_resources(config)["gpu_memory_margin"]), "runs": [asdict(r) for r in rehearsed.runs]}
 
 
 def measured_training_hours(network: str, config: Mapping[str, Any]) -> float | None:

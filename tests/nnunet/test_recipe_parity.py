@@ -153,3 +153,27 @@ def test_ratio_values_are_normalised() -> None:
 
     assert values_equal(parse_value("16:8:4:2:1"), [16 / 31, 8 / 31, 4 / 31, 2 / 31, 1 / 31])
     assert not values_equal(parse_value("true"), 1) and parse_value("null") is None
+
+
+def _rehearsed_job(reserved_off_mb: float, setting: str = "auto") -> TrainingJob:
+    """The job the workflow writes for MedNeXt-L_k3 when its calibration holds a GPU rehearsal (planted)."""
+    runs = [{"gradient_checkpointing": True, "s_per_iteration": 1.0, "s_per_validation_iteration": 0.3,
+             "max_allocated_mb": 16_000.0, "reserved_mb": 17_300.0},
+            {"gradient_checkpointing": False, "s_per_iteration": 0.7, "s_per_validation_iteration": 0.3,
+             "max_allocated_mb": reserved_off_mb - 1000, "reserved_mb": reserved_off_mb}]
+    return TrainingJob(TrainingSettings.paper().replace(gradient_checkpointing=setting), "kits19",
+                       gpu_rehearsal={"device": "NVIDIA H100 80GB HBM3", "memory_mb": 80_000.0, "margin": 1.15, "runs": runs})
+
+
+def test_auto_gradient_checkpointing_follows_a_planted_gpu_rehearsal_on_the_recipe_card(plans_file: Path) -> None:
+    fits = recipe_for_plans(plans_file, "MedNeXt-L_k3", device="cuda", job=_rehearsed_job(60_000.0))
+    assert fits["gradient_checkpointing"] is False  # 60 GB x 1.15 = 69 GB fits the 80 GB the rehearsal ran on
+    choice = fits["gradient_checkpointing_choice"]
+    assert (choice["setting"], choice["measured_reserved_mb"], choice["device"], choice["margin"]) == (
+        "auto", 60_000.0, "NVIDIA H100 80GB HBM3", 1.15)
+    too_big = recipe_for_plans(plans_file, "MedNeXt-L_k3", device="cuda", job=_rehearsed_job(75_000.0))
+    assert too_big["gradient_checkpointing"] is True  # 86 GB does not fit: the official setting stays
+    forced = recipe_for_plans(plans_file, "MedNeXt-L_k3", device="cuda", job=_rehearsed_job(60_000.0, "on"))
+    assert forced["gradient_checkpointing"] is True and forced["gradient_checkpointing_choice"]["setting"] == "on"
+    assert recipe_for_plans(plans_file, "MedNeXt-L_k3", device="cuda")["gradient_checkpointing_choice"]["reason"].startswith(
+        "network default")
