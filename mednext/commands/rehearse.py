@@ -35,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mednext.rehearsal.engine import Rehearsal, cpu_stages
-    from mednext.rehearsal.extrapolate import NO_GPU
     from mednext.rehearsal.session import finish, requests
     from mednext.workflow.calibration import calibration_path
     from mednext.workflow.config_source import load_workflow_config
@@ -61,14 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if "cpu" in stages:
         rehearsal = Rehearsal(config, out_dir, args.cases, args.max_workers, keep_work=args.keep_work)
         sources, measurements = cpu_stages(rehearsal, args.datasets, tables=not args.no_tables)
-        header += [f"- {key}: {source.description}" for key, source in sources.items()]
+        header += [f"- {key}: {origin.description}" for key, origin in sources.items()]
     if "gpu" in stages:
         from mednext.rehearsal.gpu import gpu_stages
 
         gpu = gpu_stages(config, args.device, args.iterations, out_dir)
-        header.append(f"- GPU: {gpu.device or gpu.missing_reason}")
-    elif args.device == "cpu":
-        header.append(f"- GPU stages: {NO_GPU}")
     outcome = finish(config, out_dir, measurements, gpu, before, header)
     for path in outcome.files:
         print(f"wrote {path}")

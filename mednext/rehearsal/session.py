@@ -151,6 +151,7 @@ def _merge_and_report(config: Mapping[str, Any], out_dir: Path, new: Sequence[St
     figures = gpu if gpu is not None else (
         GpuFigures(calibration.gpu_device, calibration.gpu_memory_mb, calibration.networks)
         if calibration.gpu_device else GpuFigures(None, None, {}, NO_GPU))
+    header = [*header, f"- GPU stages: {figures.device or figures.missing_reason}"]
     train = {}
     for network in sorted({r.network for r in all_runs(config)}):
         run = res.rehearsed_gpu_run(network, config)

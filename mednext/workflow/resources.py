@@ -77,6 +77,8 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "memory_margin": 1.25,      # calibrated memory = measured peak x this
     "gpu_memory_margin": 1.15,  # gradient_checkpointing auto: off when the rehearsed peak x this fits the GPU
     "min_runtime_min": 10,      # a calibrated CPU job asks for at least this (scheduler and start-up slack)
+    "rehearsal_gpu_runtime_min": 240,  # the GPU rehearsal: every network of the paper grid, twice for M and L
+    "rehearsal_gpu_mem_mb": 64000,
 }
 #: nnU-Net's cross-validation: every fold validates a fifth of the training cases.
 NNUNET_FOLDS = 5
@@ -317,6 +319,16 @@ def plan_request(dataset: str, config: Mapping[str, Any]) -> JobRequest:
         return JobRequest(workers, request, int(resources["data_runtime_min"]), False)
     seconds = cost.fixed_s + cost.case_s * cases / workers
     return JobRequest(workers, int(math.ceil(main + workers * worker)), _minutes(seconds, resources), True)
+
+
+def rehearsal_cpu_request(config: Mapping[str, Any], cases: int = 3) -> JobRequest:
+    """The CPU rehearsal job: planning workers (at most one per case) that fit ``data_mem_mb`` at the
+    uncalibrated worker peak; ``data_runtime_min`` (one dataset at K = 3 takes under 15 minutes on 2 cores)."""
+    resources = merged_resources(config)
+    memory = int(resources["data_mem_mb"])
+    fit = int((memory - resources["planning_main_mem_mb"]) // resources["planning_worker_mem_mb"])
+    workers = max(1, min(int(config["planning"]["processes"]), cases, fit))
+    return JobRequest(workers, memory, int(resources["data_runtime_min"]), False)
 
 
 def evaluate_request(dataset: str, config: Mapping[str, Any]) -> JobRequest:

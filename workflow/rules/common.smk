@@ -1,4 +1,5 @@
 # Config validation, the two registries and the file layout, shared by every rule file.
+import json
 import os
 import sys
 
