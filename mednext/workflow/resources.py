@@ -21,7 +21,8 @@ as many workers as fit its memory request at the measured worker peak; CPU jobs 
 predicted time x ``runtime_safety``; a training rehearsed on a GPU asks for its measured seconds per
 iteration x the schedule x ``runtime_safety``, capped at ``max_runtime_h``. Without one, planning
 still caps its workers so that ``workers x planning_worker_mem_mb`` fits its request: one nnU-Net
-preprocessing worker on the largest KiTS19 case peaks at 10.6 GB (README, "Rehearsal").
+preprocessing worker on the largest KiTS19 case peaks at 10.9 GB (README, "Rehearsal"), so the paper
+config's 8 workers in 32 GB become 2, with ``plan_runtime_min`` for the time they then take.
 """
 
 from __future__ import annotations
@@ -70,10 +71,12 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "data_runtime_min": 360,    # download/convert and planning/preprocessing, per attempt
     "data_mem_mb": 32000,
     "plan_mem_mb": None,        # planning/preprocessing job; None: data_mem_mb
-    # One nnU-Net preprocessing worker without a calibration: the largest KiTS19 case (734 slices of
-    # 512x512, 181 M voxels at 1 mm) peaks at 10.6 GB (rehearsal, README); the planning process itself at 1-2 GB.
+    "plan_runtime_min": 720,    # per attempt; KiTS19 at 2 workers: 6.4 h predicted by a rehearsal (README)
+    # One nnU-Net preprocessing worker without a calibration: on the largest KiTS19 case (734 slices of
+    # 512x512, 181 M voxels at 1 mm) it peaks at 10.9 GB (rehearsal, README); the planning process itself
+    # at 2.0 GB (nnU-Net's fingerprint pools 10^8 intensity samples whatever the dataset).
     "planning_worker_mem_mb": 12000,
-    "planning_main_mem_mb": 2000,
+    "planning_main_mem_mb": 2500,
     "memory_margin": 1.25,      # calibrated memory = measured peak x this
     "gpu_memory_margin": 1.15,  # gradient_checkpointing auto: off when the rehearsed peak x this fits the GPU
     "min_runtime_min": 10,      # a calibrated CPU job asks for at least this (scheduler and start-up slack)
@@ -316,7 +319,7 @@ def plan_request(dataset: str, config: Mapping[str, Any]) -> JobRequest:
     cases = dataset_cases(dataset)
     workers = max(1, min(wanted, cases, int((request - main) // worker) if worker > 0 else wanted))
     if cost is None:
-        return JobRequest(workers, request, int(resources["data_runtime_min"]), False)
+        return JobRequest(workers, request, int(resources["plan_runtime_min"]), False)
     seconds = cost.fixed_s + cost.case_s * cases / workers
     return JobRequest(workers, int(math.ceil(main + workers * worker)), _minutes(seconds, resources), True)
 

@@ -14,7 +14,7 @@ import yaml
 
 from mednext.workflow import resources as res
 from mednext.workflow.config_source import load_config_file, load_workflow_config
-from mednext.workflow.layout import run_from_checkpoint_wildcards
+from mednext.workflow.layout import dataset_of_folder, run_from_checkpoint_wildcards
 from tests.workflow.conftest import REPO, job_counts, run_snakemake
 
 
@@ -155,10 +155,15 @@ def _job_resources(dry_run: str) -> list[tuple[str, dict[str, str], dict[str, st
 
 def _expected(rule: str, wildcards: dict[str, str], config: dict, profile_defaults: dict) -> dict[str, int]:
     merged = res.merged_resources(config)
+    # the data, planning and evaluation requests: the config's (planning workers capped to fit it), or a
+    # calibration's where one exists (mednext.workflow.resources; tests/workflow/test_calibration.py)
     if rule in ("prepare_dataset", "plan_and_preprocess"):
-        return {"mem_mb": merged["data_mem_mb"], "runtime": merged["data_runtime_min"]}
+        request = (res.prepare_request if rule == "prepare_dataset" else res.plan_request)(
+            dataset_of_folder(wildcards["dataset_folder"]), config)
+        return {"mem_mb": request.mem_mb, "runtime": request.runtime_min}
     if rule == "evaluate":
-        return {"mem_mb": merged["cpu_mem_mb"], "runtime": merged["cpu_runtime_min"]}
+        request = res.evaluate_request(wildcards["dataset"], config)
+        return {"mem_mb": request.mem_mb, "runtime": request.runtime_min}
     if rule == "train":
         network = run_from_checkpoint_wildcards(wildcards["dataset_folder"], wildcards["trainer"], wildcards["fold"]).network
         cuda = config["device"] == "cuda"
