@@ -23,28 +23,26 @@ ENV_MARKERS = "MEDNEXT_REHEARSAL_MARKERS"
 KIB = 1024
 
 
-def peak_rss_mb(pid: int | str = "self") -> float | None:
-    """The process's peak resident set size (``VmHWM``) in MB, or None where /proc does not have it."""
+def _status_mb(field: str, pid: int | str = "self") -> float | None:
+    """A memory field of ``/proc/<pid>/status`` (e.g. ``VmHWM``) in MB, or None where /proc lacks it."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * KIB / 1e6
     except OSError:
         return None
     return None
+
+
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """The process's peak resident set size (``VmHWM``) in MB, or None where /proc does not have it."""
+    return _status_mb("VmHWM", pid)
 
 
 def current_rss_mb() -> float | None:
     """This process's resident set size (``VmRSS``) in MB, or None where /proc does not have it."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * KIB / 1e6
-    except OSError:
-        return None
-    return None
+    return _status_mb("VmRSS")
 
 
 def reset_peak_rss() -> bool:
