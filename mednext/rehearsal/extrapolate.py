@@ -146,7 +146,12 @@ def _plan_row(m: StageMeasurement, cases: int, requested: Requested, processes: 
                                                f"{requested.runtime_min} min requested") if p)
         fix = "; ".join(f for f in (fix, f"use --set-resources plan_and_preprocess:runtime={math.ceil(minutes * 1.2)} "
                                          f"(or keep the calibration)") if f)
-    measured = _cases_text(m) + f" (planning.processes={processes})"
+    measured = _cases_text(m)
+    if workers < processes:  # the request capped the config's workers: say what the uncapped job would need
+        uncapped = cost.main_peak_mb + min(processes, cases) * cost.case_peak_mb
+        measured += (f"; planning.processes={processes} capped to {workers} workers: {processes} x "
+                     f"{_gb(cost.case_peak_mb)} + main = {_gb(uncapped)}"
+                     + (f" would not fit {_gb(requested.mem_mb)}" if uncapped > (requested.mem_mb or 0) else ""))
     return JobRow("plan_and_preprocess", m.dataset, "", 1, measured, minutes, memory, None, requested, verdict, problem, fix)
 
 

@@ -108,7 +108,7 @@ def figure(rows: Sequence[JobRow], path: Path) -> Path:
         ax.set_xlim(min([1e-2, *[v / 2 for v in finite_values]]), max([10.0, *[v * 1.5 for v in finite_values]]))
         ax.set_title(title, fontsize=10)
     axes[0].set_yticks(ys, labels, fontsize=7)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(shown) - 0.5, -0.5)  # first row on top, no row cut by the axes
     fig.suptitle("Rehearsal: which jobs fit their request (green fits, red does not, grey not measured)", fontsize=11)
     fig.tight_layout()
     with atomic_output(path) as tmp:

@@ -21,7 +21,7 @@ as many workers as fit its memory request at the measured worker peak; CPU jobs 
 predicted time x ``runtime_safety``; a training rehearsed on a GPU asks for its measured seconds per
 iteration x the schedule x ``runtime_safety``, capped at ``max_runtime_h``. Without one, planning
 still caps its workers so that ``workers x planning_worker_mem_mb`` fits its request: one nnU-Net
-preprocessing worker on the largest KiTS19 case peaks at 10.9 GB (README, "Rehearsal"), so the paper
+preprocessing worker on the largest BTCV case peaks at 12.6 GB (README, "Rehearsal"), so the paper
 config's 8 workers in 32 GB become 2, with ``plan_runtime_min`` for the time they then take.
 """
 
@@ -72,10 +72,11 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "data_mem_mb": 32000,
     "plan_mem_mb": None,        # planning/preprocessing job; None: data_mem_mb
     "plan_runtime_min": 720,    # per attempt; KiTS19 at 2 workers: 6.4 h predicted by a rehearsal (README)
-    # One nnU-Net preprocessing worker without a calibration: on the largest KiTS19 case (734 slices of
-    # 512x512, 181 M voxels at 1 mm) it peaks at 10.9 GB (rehearsal, README); the planning process itself
-    # at 2.0 GB (nnU-Net's fingerprint pools 10^8 intensity samples whatever the dataset).
-    "planning_worker_mem_mb": 12000,
+    # One nnU-Net preprocessing worker without a calibration: the paper datasets' largest cases peak at
+    # 12.6 GB (BTCV, 650x500x500 mm, slices upsampled 3.3x to 1 mm), 12.2 GB (AMOS22), 10.9 GB (KiTS19),
+    # 2.4 GB (BraTS21) in a rehearsal (README); x 1.1. The planning process itself holds 2.0 GB (nnU-Net's
+    # fingerprint pools 10^8 intensity samples whatever the dataset).
+    "planning_worker_mem_mb": 14000,
     "planning_main_mem_mb": 2500,
     "memory_margin": 1.25,      # calibrated memory = measured peak x this
     "gpu_memory_margin": 1.15,  # gradient_checkpointing auto: off when the rehearsed peak x this fits the GPU

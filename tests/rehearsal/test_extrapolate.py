@@ -68,6 +68,8 @@ def test_two_workers_fit_and_the_time_scales_with_the_case_count() -> None:
     # 30 s once + 60 s x 210 cases / 2 workers = 6330 s
     assert row.predicted_runtime_min == pytest.approx(6330 / 60)
     assert row.verdict == FITS and not failures([row])
+    # the config asks for 8 workers: the row says what they would have needed (1 + 8 x 9.7 GB)
+    assert "planning.processes=8 capped to 2 workers: 8 x 9.7 GB + main = 78.6 GB would not fit 32.0 GB" in row.measured
 
 
 def test_too_little_time_is_its_own_problem() -> None:

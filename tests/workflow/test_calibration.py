@@ -57,7 +57,7 @@ def test_a_calibration_of_another_version_is_refused_naming_the_file(tmp_path: P
 def test_without_a_calibration_planning_caps_its_workers_to_its_memory(tmp_path: Path) -> None:
     config = paper_with(tmp_path / "absent.yaml")
     request = res.plan_request("kits19", config)
-    # 8 workers requested; (32 GB - 2.5 GB for the main process) / 12 GB per worker = 2 workers
+    # 8 workers requested; (32 GB - 2.5 GB for the main process) / 14 GB per worker = 2 workers
     assert config["planning"]["processes"] == 8 and request == res.JobRequest(2, 32000, 720, False)
 
 
