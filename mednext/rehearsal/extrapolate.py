@@ -30,6 +30,8 @@ from mednext.rehearsal.stages import StageMeasurement, stage_cost
 from mednext.workflow.calibration import GpuNetwork
 
 FITS, DOES_NOT_FIT, NO_GPU, HEAD_NODE, FAILED = "fits", "does not fit", "not measured: no GPU", "head node", "stage failed"
+#: A network the GPU rehearsal did not measure (nnU-Net's own network needs the CPU stages' plans).
+NOT_REHEARSED = "not measured: not in the GPU rehearsal (nnU-Net's network needs the CPU stages' plans)"
 LOCAL_STAGES: tuple[str, ...] = ("write_splits", "summarize", "results_tables")
 NNUNET_FOLDS = 5
 

@@ -33,7 +33,7 @@ from torch import nn
 from mednext.data.registry import get_dataset
 from mednext.networks import get_network
 from mednext.nnunet.checkpointing_choice import network_checkpoints_by_default
-from mednext.rehearsal.extrapolate import NO_GPU, GpuFigures
+from mednext.rehearsal.extrapolate import NO_GPU, NOT_REHEARSED, GpuFigures
 from mednext.workflow.calibration import GpuNetwork, GpuRun
 from mednext.workflow.grid import all_runs
 
@@ -270,4 +270,4 @@ def gpu_stages(config: Mapping[str, Any], device: str, iterations: int, out_dir:
             for run in figures.runs:
                 print(f"  checkpointing {'on ' if run.gradient_checkpointing else 'off'}: {run.s_per_iteration:.3f} s/it, "
                       f"{run.max_allocated_mb / 1000:.1f} GB allocated, {run.reserved_mb / 1000:.1f} GB reserved", flush=True)
-    return GpuFigures(backend.name(), backend.total_memory_mb(), measured)
+    return GpuFigures(backend.name(), backend.total_memory_mb(), measured, NOT_REHEARSED)

@@ -20,7 +20,7 @@ import yaml
 
 from mednext.atomic import atomic_write_text
 from mednext.provenance import utc_now
-from mednext.rehearsal.extrapolate import NO_GPU, GpuFigures, JobRow, Requested, failures, job_rows
+from mednext.rehearsal.extrapolate import NO_GPU, NOT_REHEARSED, GpuFigures, JobRow, Requested, failures, job_rows
 from mednext.rehearsal.stages import CaseFigure, StageMeasurement, stage_cost
 from mednext.workflow import resources as res
 from mednext.workflow.calibration import Calibration, GpuNetwork, calibration_path, load_calibration, write_calibration
@@ -149,7 +149,7 @@ def _merge_and_report(config: Mapping[str, Any], out_dir: Path, new: Sequence[St
     configured = set(datasets_of(config))
     shown = [m for m in measurements if m.dataset in configured or m.dataset == "all"]
     figures = gpu if gpu is not None else (
-        GpuFigures(calibration.gpu_device, calibration.gpu_memory_mb, calibration.networks)
+        GpuFigures(calibration.gpu_device, calibration.gpu_memory_mb, calibration.networks, NOT_REHEARSED)
         if calibration.gpu_device else GpuFigures(None, None, {}, NO_GPU))
     header = [*header, f"- GPU stages: {figures.device or figures.missing_reason}"]
     train = {}
