@@ -138,11 +138,12 @@ def _plan_row(m: StageMeasurement, cases: int, requested: Requested, processes: 
     verdict, problems = _verdict(minutes, memory, requested)
     problem, fix = "", ""
     if "memory" in problems:
-        fitting = max(1, int((requested.mem_mb - cost.main_peak_mb) // cost.case_peak_mb)) if cost.case_peak_mb else 1
+        fitting = int((requested.mem_mb - cost.main_peak_mb) // cost.case_peak_mb) if cost.case_peak_mb else 1
         problem = (f"{workers} workers x {_gb(cost.case_peak_mb)} + main {_gb(cost.main_peak_mb)} = {_gb(memory)} > "
                    f"{_gb(requested.mem_mb)} requested")
-        fix = (f"use --set-resources plan_and_preprocess:mem_mb={math.ceil(memory * 1.25)} or planning.processes: "
-               f"{fitting} (or keep the calibration this rehearsal wrote)")
+        fewer = f" or planning.processes: {fitting}" if 1 <= fitting < workers else ""
+        fix = (f"use --set-resources plan_and_preprocess:mem_mb={math.ceil(memory * 1.25)}{fewer} "
+               f"(or keep the calibration this rehearsal wrote)")
     if "time" in problems:
         problem = "; ".join(p for p in (problem, f"{minutes:.0f} min for {cases} cases with {workers} workers > "
                                                f"{requested.runtime_min} min requested") if p)

@@ -74,8 +74,9 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "plan_runtime_min": 720,    # per attempt; KiTS19 at 2 workers: 6.4 h predicted by a rehearsal (README)
     # One nnU-Net preprocessing worker without a calibration: the paper datasets' largest cases peak at
     # 12.6 GB (BTCV, 650x500x500 mm, slices upsampled 3.3x to 1 mm), 12.2 GB (AMOS22), 10.9 GB (KiTS19),
-    # 2.4 GB (BraTS21) in a rehearsal (README); x 1.1. The planning process itself holds 2.0 GB (nnU-Net's
-    # fingerprint pools 10^8 intensity samples whatever the dataset).
+    # 2.4 GB (BraTS21) in a rehearsal (README); x 1.1. The planning process itself holds 2.0 GB for one
+    # channel (nnU-Net's fingerprint pools 10^8 intensity samples per channel), 5.6 GB for BraTS21's four,
+    # whose 2.4 GB workers leave that room: 2 workers fit 32 GB on every paper dataset.
     "planning_worker_mem_mb": 14000,
     "planning_main_mem_mb": 2500,
     "memory_margin": 1.25,      # calibrated memory = measured peak x this

@@ -62,6 +62,13 @@ def test_eight_workers_of_a_large_ct_do_not_fit_32_gb() -> None:
     assert failures([row]) == [row]
 
 
+def test_a_request_below_one_worker_names_the_memory_fix_only() -> None:
+    (row,) = rows_for(planning(), Requested(cpus=1, mem_mb=4000, runtime_min=720))
+    assert row.verdict == DOES_NOT_FIT and "1 workers x 9.7 GB + main 1.0 GB = 10.7 GB > 4.0 GB requested" in row.problem
+    assert "planning.processes" not in row.fix  # fewer workers cannot help: one alone needs more
+    assert f"plan_and_preprocess:mem_mb={math.ceil(10700 * 1.25)}" in row.fix
+
+
 def test_two_workers_fit_and_the_time_scales_with_the_case_count() -> None:
     (row,) = rows_for(planning(case_s=60.0), Requested(cpus=2, mem_mb=32000, runtime_min=360))
     assert row.predicted_mem_mb == pytest.approx(1000 + 2 * 9700)
