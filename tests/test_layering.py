@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: lowest first; a unit may import units of its own or a lower layer only
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mednext.atomic", "mednext.checkpoint_io", "mednext.complexity"),
+    ("mednext.atomic", "mednext.checkpoint_io", "mednext.complexity", "mednext.vocabulary"),
     ("mednext.network", "mednext.upkern", "mednext.data"),
     ("mednext.networks",),
     ("mednext.ablations", "baselines"),

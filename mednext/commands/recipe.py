@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mednext.commands import DATASET_HELP, add_dataset_argument
 from mednext.nnunet.paths import DEFAULT_PLANS
+from mednext.vocabulary import N_FOLDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_dataset_argument(source, required=False, help=f"{DATASET_HELP}; plans under $nnUNet_preprocessed")
     source.add_argument("--plans", type=Path, help="a plans file to read directly (dataset.json must sit beside it)")
     parser.add_argument("--network", required=True, help="registry name, e.g. MedNeXt-B_k5 (mednext.networks)")
-    parser.add_argument("--fold", default="0", help="fold 0-4 or 'all' (default 0; decides the UpKern parent path)")
+    parser.add_argument("--fold", default="0", help=f"fold 0-{N_FOLDS - 1} or 'all' (default 0; decides the UpKern parent path)")
     parser.add_argument("--plans-name", default=DEFAULT_PLANS, help=f"plans identifier with --dataset (default {DEFAULT_PLANS})")
     parser.add_argument("--configuration", default=None, help="nnU-Net configuration (default: the network's)")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"),

@@ -16,9 +16,8 @@ import pandas as pd
 
 from mednext.data.registry import regions_outside_mean
 from mednext.evaluation.results import MEAN_CLASS
-
-#: Tidy metric names shown in percent (DSC, surface Dice), as the paper's tables.
-PERCENT_METRICS = frozenset({"dsc", "sdc"})
+from mednext.vocabulary import metric as metric_named
+from mednext.vocabulary import tidy_key
 
 
 @dataclass(frozen=True)
@@ -76,8 +75,8 @@ def _matrix(group: pd.DataFrame, dataset: str, network: str, metric: str) -> Cas
                          f"appears more than once in fold {first['fold']}")
     wide = group.pivot(index=["fold", "case"], columns="class", values="value").sort_index()
     values = wide.to_numpy(dtype=np.float64)
-    if metric in PERCENT_METRICS:
-        values = values * 100.0
+    if tidy_key(metric) is not None:
+        values = values * metric_named(metric).scale()
     folds = np.asarray([str(f) for f in wide.index.get_level_values("fold")])
     cases = tuple(str(c) for c in wide.index.get_level_values("case"))
     return CaseMatrix(dataset, network, metric, cases, folds, tuple(str(c) for c in wide.columns), values)

@@ -18,10 +18,9 @@ import pandas as pd
 
 from mednext.data.registry import PAPER_DATASETS as REGISTRY_PAPER_DATASETS
 from mednext.tables.render import write_display_table
+from mednext.vocabulary import tidy_key
 
 MISSING = "—"
-#: Paper metric names -> metric names of mednext.evaluation's tidy results.
-METRIC_COLUMN = {"DSC": "dsc", "SDC": "sdc", "NSD": "sdc", "HD95": "hd95"}
 PAPER_DATASETS = REGISTRY_PAPER_DATASETS  # the paper's table order, from the dataset registry
 DATASET_ORDER = (*PAPER_DATASETS, "average")
 STAT_COLUMNS = ["reproduced", "ci_low", "ci_high", "fold_mean", "fold_std", "folds_done", "n_cases"]
@@ -42,7 +41,7 @@ def compare(reported: pd.DataFrame, headline: pd.DataFrame | None, n_folds: int)
     else:
         stats = headline.rename(columns={"metric": "metric_key"})[["network", "dataset", "metric_key", *STAT_COLUMNS]]
     table = reported.copy()  # the paper's rows only: other datasets go to results_other_datasets (issue 12)
-    table["metric_key"] = table["metric"].map(METRIC_COLUMN)
+    table["metric_key"] = table["metric"].map(tidy_key)
     table = table.merge(stats, on=["network", "dataset", "metric_key"], how="left")
     table = _fill_averages(table, n_folds)
     table["folds_done"] = table["folds_done"].fillna(0).astype(int)

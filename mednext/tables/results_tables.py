@@ -17,17 +17,16 @@ from mednext.statistics.cases import CaseMatrix, case_matrices
 from mednext.statistics.comparisons import comparisons_for, missing_references, paper_differences
 from mednext.statistics.paired import significance_table
 from mednext.tables.compare import PAPER_DATASETS, PROVENANCE_COLUMNS, compare, with_provenance, write_comparison
+from mednext.vocabulary import N_FOLDS, TABLE_METRICS, paper_name
 
 log = logging.getLogger(__name__)
 
-TABLE2_TITLE = "Table 2: 5-fold CV DSC and SDC, reproduced vs reported"
+_METRIC_NAMES = " and ".join(paper_name(m) for m in TABLE_METRICS)
+TABLE2_TITLE = f"Table 2: {N_FOLDS}-fold CV {_METRIC_NAMES}, reproduced vs reported"
 ABLATION_TITLE = "Table 1 (right): MedNeXt-B ablations on BTCV and AMOS22, reproduced vs reported"
-TEST_SET_TITLE = "Test sets: 5-fold MedNeXt-L (k5) ensemble, leaderboard score recorded vs reported"
-OTHER_TITLE = "Results on datasets outside the paper: cross-validation DSC and SDC"
+TEST_SET_TITLE = f"Test sets: {N_FOLDS}-fold MedNeXt-L (k5) ensemble, leaderboard score recorded vs reported"
+OTHER_TITLE = f"Results on datasets outside the paper: cross-validation {_METRIC_NAMES}"
 OTHER_STEM = "results_other_datasets"
-#: Tidy metric names of the tables (the paper reports DSC and surface Dice, §3.1).
-TABLE_METRICS = ("dsc", "sdc")
-PAPER_METRIC = {"dsc": "DSC", "sdc": "SDC"}
 
 
 def _statistics_caption(spacing_mode: str, n_folds: int, n_resamples: int) -> str:
@@ -66,7 +65,7 @@ def build_cv_table(reported_csv: Path, headline_rows: pd.DataFrame | None, n_fol
 def build_other_datasets(headline_rows: pd.DataFrame, paper_datasets: Iterable[str]) -> pd.DataFrame:
     """Network x dataset rows (DSC, SDC) for every dataset the paper did not use, e.g. the demo's."""
     rows = headline_rows[~headline_rows["dataset"].isin(list(paper_datasets))].copy()
-    rows["metric"] = rows["metric"].map(PAPER_METRIC)
+    rows["metric"] = rows["metric"].map(paper_name)
     columns = ["network", "dataset", "metric"] + [c for c in HEADLINE_COLUMNS if c not in ("dataset", "network", "metric")]
     return rows[columns].sort_values(["dataset", "network", "metric"]).reset_index(drop=True)
 
@@ -85,7 +84,7 @@ def build_test_set(reported_csv: Path, leaderboard_csv: Path | None) -> pd.DataF
                                for d, n, m in zip(table["dataset"], table["network"], table["metric"])]
     for column in ("ci_low", "ci_high", "fold_mean", "fold_std"):
         table[column] = float("nan")
-    table["folds_done"] = table["reproduced"].notna().astype(int) * 5
+    table["folds_done"] = table["reproduced"].notna().astype(int) * N_FOLDS
     table["delta"] = table["reproduced"] - table["reported"]
     table["flagged"] = False
     table["complete"] = table["reproduced"].notna()

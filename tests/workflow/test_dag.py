@@ -76,13 +76,13 @@ def test_unknown_network_in_config_is_one_clear_error(tmp_path) -> None:
     assert "unknown network 'MedNeXt-XL_k7'" in result.stdout + result.stderr
 
 
-def test_schema_violation_is_reported(tmp_path) -> None:
+def test_fold_outside_the_cross_validation_is_reported(tmp_path) -> None:
     config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     config["folds"] = [0, 7]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     result = run_snakemake("all_tables", "-n", "--cores", "1", "--configfile", str(bad), check=False)
-    assert result.returncode != 0 and "7 is greater than the maximum of 4" in result.stdout + result.stderr
+    assert result.returncode != 0 and "folds [7] are not among the 5 cross-validation folds 0-4" in result.stdout + result.stderr
 
 
 def test_gpu_hours_command_sums_the_grid() -> None:
