@@ -22,6 +22,7 @@ from mednext.data.layouts import (
     btcv_cases,
     kits19_cases,
 )
+from mednext.vocabulary import CONVENTIONS, NAN_IS_1, NAN_SKIPPED
 
 #: Environment variable holding a Synapse personal access token (never logged, never stored).
 SYNAPSE_TOKEN_ENV = "SYNAPSE_AUTH_TOKEN"
@@ -112,6 +113,20 @@ class DatasetSpec:
     #: Challenge submission naming: (regex over a test case id, file name template with ``\1`` groups).
     #: Labels are mapped back to the source values by :meth:`inverse_remap` where the remap is not identity.
     submission_naming: tuple[str, str] | None = None
+    #: How a region absent from both masks enters the cross-validation mean (:data:`mednext.vocabulary.CONVENTIONS`):
+    #: the first convention gives the tables' headline value, a second one is computed and shown beside it.
+    empty_region_conventions: tuple[str, ...] = (NAN_SKIPPED,)
+    #: Where a headline convention other than ``nan_skipped`` comes from (public source).
+    convention_source: str = ""
+
+    def __post_init__(self) -> None:
+        conventions = self.empty_region_conventions
+        unknown = [c for c in conventions if c not in CONVENTIONS]
+        if unknown or not 1 <= len(conventions) <= 2 or len(set(conventions)) != len(conventions):
+            raise ValueError(f"dataset {self.key!r}: empty_region_conventions must be one or two of "
+                             f"{sorted(CONVENTIONS)}, found {list(conventions)}")
+        if conventions[0] != NAN_SKIPPED and not self.convention_source:
+            raise ValueError(f"dataset {self.key!r}: headline convention {conventions[0]!r} needs its convention_source")
 
     @property
     def folder_name(self) -> str:
@@ -264,6 +279,11 @@ def _brats21() -> DatasetSpec:
         credential_env=SYNAPSE_TOKEN_ENV,
         layout=brats21_cases,
         submission_naming=(r"^(BraTS2021_\d{5})$", r"\1.nii.gz"),  # labels mapped back 1->2, 2->1, 3->4
+        # A region absent from both masks (often ET) counts as 1 in the headline, NaN-skipping beside it.
+        empty_region_conventions=(NAN_IS_1, NAN_SKIPPED),
+        convention_source="official MedNeXt nnunet_mednext/dataset_conversion/Task137_BraTS_2021.py L151 "
+                          "(\"we are interested in the mean (nan is 1) column\"; it reads that row of the region-based "
+                          "summary, nnunet_mednext/evaluation/region_based_evaluation.py L185-189)",
         notes="Source labels 1 NCR, 2 ED, 4 ET are remapped to nnU-Net order 2->1, 1->2, 4->3 (as nnU-Net "
               "Task043/137 and MedNeXt do; map back for submission). Channels _t1, _t1ce, _t2, _flair -> "
               "0000..0003. The Synapse entity id of the training tar is not recorded here: look it up on the "
