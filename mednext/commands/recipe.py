@@ -1,8 +1,9 @@
-"""``recipe``: the effective training recipe of one run, read from a real nnU-Net trainer (issue 10).
+"""``recipe``: the effective training and evaluation recipe of one run, read from what the code builds.
 
 Builds the network's trainer from the dataset's plans on the CPU (no training) and prints its
-recipe card: plain text for people, ``--json`` for machines (the same card every training writes
-as ``recipe.json`` into its fold folder).
+recipe card: plain text for people, ``--json`` for machines. The training items are the card every
+training writes as ``recipe.json`` into its fold folder; the evaluation items (regions scored and
+averaged, cross-validation aggregation, empty-region convention) come from the project's evaluation.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def plans_path(dataset: str, plans_name: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from mednext.nnunet.recipe import format_recipe, recipe_for_plans
+    from mednext.statistics.evaluation_card import evaluation_card
 
     plans_file = args.plans if args.plans is not None else plans_path(args.dataset, args.plans_name)
     try:
         card = recipe_for_plans(plans_file, args.network, args.fold, args.configuration, args.device, args.compile)
+        card.update(evaluation_card(card["dataset"]))
     except (ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise SystemExit(f"recipe: {message}") from None

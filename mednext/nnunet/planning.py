@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
@@ -148,12 +149,18 @@ class FixedPatchPlanner1mm(ExperimentPlanner):
         arch_kwargs: dict,
         arch_kwargs_req_import: tuple[str, ...],
     ) -> int:
-        """nnU-Net's estimate, safe with ``nnUNet_n_proc_DA=0`` (nnU-Net passes 0 to ``set_num_threads``)."""
+        """nnU-Net's estimate, safe with ``nnUNet_n_proc_DA=0`` (nnU-Net passes 0 to ``set_num_threads``).
+
+        The network is built on the meta device: the estimate counts feature-map voxels from the
+        layers' shapes, and skipping the weight initialisation makes planning a large dataset about
+        30x faster (nnU-Net's patch search builds a network per candidate patch).
+        """
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-        net = get_network_from_plans(
-            arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels, output_channels, allow_init=False
-        )
+        with torch.device("meta"):
+            net = get_network_from_plans(
+                arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels, output_channels, allow_init=False
+            )
         return net.compute_conv_feature_map_size(patch_size)
 
     def get_plans_for_configuration(
