@@ -82,27 +82,25 @@ def _order(mode: str) -> str:
 
 
 def nearest_downsampling(segmentation: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Each output voxel takes the input voxel whose centre is nearest to its own: index
-    ``floor((i + 0.5) * n_in / n_out)`` per axis (order-0 resampling of voxel centres)."""
-    index = np.ix_(*[np.minimum(np.floor((np.arange(o) + 0.5) * n / o).astype(int), n - 1)
-                     for n, o in zip(segmentation.shape, shape)])
-    return segmentation[index]
+    """Order-0 resampling of voxel centres: output voxel ``i`` takes input voxel ``floor((i + 0.5) n_in / n_out)``
+    per axis, in exact integer arithmetic (on a tie, an output centre on a voxel border, the upper voxel;
+    at the factor-2 scales of deep supervision every voxel is such a tie)."""
+    index = [np.minimum((2 * np.arange(o) + 1) * n // (2 * o), n - 1) for n, o in zip(segmentation.shape, shape)]
+    return segmentation[np.ix_(*index)]
 
 
 def _ds_downsampling(transform: Any) -> str:
-    """How the deep-supervision transform shrinks targets, read by running it on a 32x34x36 label probe."""
-    rng = np.random.default_rng(0)
-    probe = rng.integers(0, 5, size=(32, 34, 36)).astype(np.int16)
-    scales = [s for s in transform.ds_scales if any(float(v) != 1.0 for v in np.atleast_1d(s))]
-    if not scales:
+    """How the deep-supervision transform shrinks targets, read by running it on a random label probe
+    (at least 32 voxels per axis, sizes of unequal parity, and at least two voxels at the smallest scale)."""
+    factors = np.array([np.broadcast_to(np.asarray(s, dtype=float), (3,)) for s in transform.ds_scales])
+    if np.all(factors == 1.0):
         return "none"
+    shape = [max(32, math.ceil(2 / factors[:, axis].min())) + axis for axis in range(3)]
+    probe = np.random.default_rng(0).integers(0, 5, size=shape).astype(np.int16)
     outputs = transform(segmentation=torch.from_numpy(probe)[None])["segmentation"]
-    for scale, out in zip(transform.ds_scales, outputs):
-        factors = np.broadcast_to(np.asarray(scale, dtype=float), (3,))
-        if np.all(factors == 1.0):
-            continue
-        shape = tuple(int(round(n * f)) for n, f in zip(probe.shape, factors))
-        if not np.array_equal(out[0].numpy(), nearest_downsampling(probe, shape)):
+    for out in outputs:
+        result = out[0].numpy()
+        if result.shape != probe.shape and not np.array_equal(result, nearest_downsampling(probe, result.shape)):
             return "other than nearest voxel centre"
     return "nearest voxel centre"
 
@@ -208,7 +206,8 @@ def inference_averaging(trainer: Any) -> str:
     passes[:, 0] = torch.tensor([0.0, 4.0, 2.0, 6.0])
     candidates = {"logits": passes.mean(0), "softmax": torch.softmax(passes, dim=1).mean(0)}
     for name, expected in candidates.items():
-        if torch.allclose(overlap, expected, atol=1e-4):
+        # nnU-Net accumulates in half precision; the two candidates differ by far more than its rounding
+        if torch.allclose(overlap, expected, rtol=2e-3, atol=2e-3):
             return name
     return f"neither logits nor softmax (overlap {overlap.tolist()})"
 

@@ -98,7 +98,7 @@ def test_every_paper_network_matches_official_or_listed_deviation(
         used |= rows
     assert not unknown, "card items without an official value in official_recipe.csv:\n" + "\n".join(unknown)
     assert not problems, "differences from the official recipe not listed in deviations.csv:\n" + "\n".join(problems)
-    stale = [f"{r.item}/{r.network_family}" for i, r in deviations.iterrows() if i not in used]
+    stale = [f"{r['item']}/{r['network_family']}" for i, r in deviations.iterrows() if i not in used]
     assert not stale, f"deviations.csv rows that no longer differ (remove them): {stale}"
 
 
@@ -197,9 +197,11 @@ def test_inference_averaging_is_read_from_the_predictor(plans_file: Path, monkey
 
 def test_deep_supervision_targets_pick_the_voxels_v1_picked() -> None:
     """v1 shrank targets with batchgenerators' order-0 resize_segmentation (official downsampling.py L87-103),
-    v2 with torch's nearest-exact: both pick the voxel with the nearest centre, odd sizes included."""
+    v2 with torch's nearest-exact: the same voxels, the nearest centre's, odd sizes included; torch's
+    legacy 'nearest' (floor) would not pass the card's check."""
     from batchgenerators.augmentations.utils import resize_segmentation
     from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+    from torch.nn.functional import interpolate
 
     rng = np.random.default_rng(1)
     for shape in ((32, 32, 32), (30, 33, 35)):
@@ -208,9 +210,10 @@ def test_deep_supervision_targets_pick_the_voxels_v1_picked() -> None:
         v2 = DownsampleSegForDSTransform(scales)(segmentation=torch.from_numpy(seg)[None])["segmentation"]
         for scale, out in zip(scales[1:], v2[1:]):
             target = tuple(int(round(n * scale[0])) for n in shape)
-            expected = nearest_downsampling(seg, target)
-            assert np.array_equal(resize_segmentation(seg, target, order=0), expected), (shape, scale)
-            assert np.array_equal(out[0].numpy(), expected), (shape, scale)
+            v1 = resize_segmentation(seg, target, order=0)
+            assert np.array_equal(out[0].numpy(), v1) and np.array_equal(v1, nearest_downsampling(seg, target))
+            floor = interpolate(torch.from_numpy(seg)[None, None].float(), target, mode="nearest")[0, 0].numpy()
+            assert not np.array_equal(floor, nearest_downsampling(seg, target)), (shape, scale)
 
 
 def test_evaluation_items_are_read_from_the_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
