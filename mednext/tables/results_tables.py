@@ -22,7 +22,8 @@ from mednext.vocabulary import CONVENTIONS, N_FOLDS, NAN_SKIPPED, TABLE_METRICS,
 
 log = logging.getLogger(__name__)
 
-_METRIC_NAMES = " and ".join(paper_name(m) for m in TABLE_METRICS)
+_NAMES = [paper_name(m) for m in TABLE_METRICS]
+_METRIC_NAMES = " and ".join([", ".join(_NAMES[:-1]), _NAMES[-1]] if len(_NAMES) > 1 else _NAMES)
 TABLE2_TITLE = f"Table 2: {N_FOLDS}-fold CV {_METRIC_NAMES}, reproduced vs reported"
 ABLATION_TITLE = "Table 1 (right): MedNeXt-B ablations on BTCV and AMOS22, reproduced vs reported"
 TEST_SET_TITLE = f"Test sets: {N_FOLDS}-fold MedNeXt-L (k5) ensemble, leaderboard score recorded vs reported"

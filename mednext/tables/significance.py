@@ -44,6 +44,17 @@ def _metric_label(key: str) -> str:
     return paper_name(key) if metric(key).higher_is_better else f"{paper_name(key)}, lower is better"
 
 
+def _difference_units(metrics: pd.Series) -> str:
+    """The unit of a paired difference per metric shown, e.g. "percentage points" or "DSC, SDC: percentage points; HD95: mm"."""
+    by_unit: dict[str, list[str]] = {}
+    for key in dict.fromkeys(metrics):
+        unit = "percentage points" if metric(key).percent else metric(key).unit
+        by_unit.setdefault(unit, []).append(paper_name(key))
+    if len(by_unit) == 1:
+        return next(iter(by_unit))
+    return "; ".join(f"{', '.join(names)}: {unit}" for unit, names in by_unit.items())
+
+
 def _p(value: float) -> str:
     if value is None or not np.isfinite(value):
         return MISSING
@@ -119,6 +130,6 @@ def _panel(ax: plt.Axes, rows: pd.DataFrame, dataset: str) -> None:
     ax.set_yticks(y, labels, fontsize=8)
     note = "" if has_paper.any() else " (the paper reports no value for this dataset: no claim to mark)"
     ax.set_title(f"{dataset}{note}", fontsize=10, pad=14)
-    ax.set_xlabel("paired difference, percentage points (network − reference)")
+    ax.set_xlabel(f"paired difference, {_difference_units(rows['metric'])} (network − reference)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
