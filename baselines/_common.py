@@ -1,11 +1,16 @@
-"""Helpers shared by the baseline networks: patch-size errors, stochastic depth, parameter counts."""
+"""Helpers shared by the baseline networks: patch-size errors and checks, parameter counts.
+
+Free of torch at import time: the network registry imports this package at every DAG parse.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class PatchSizeError(ValueError):
@@ -48,7 +53,7 @@ def require_bottleneck_above_one_voxel(network: str, patch: Sequence[int], divis
         )
 
 
-def check_input_shape(network: str, x: torch.Tensor, expected: Sequence[int] | None, ndim: int) -> None:
+def check_input_shape(network: str, x: "torch.Tensor", expected: Sequence[int] | None, ndim: int) -> None:
     """Check a forward input: ``ndim`` spatial dims and, if ``expected`` is given, exactly that size."""
     if x.dim() != ndim + 2:
         raise PatchSizeError(
@@ -61,26 +66,6 @@ def check_input_shape(network: str, x: torch.Tensor, expected: Sequence[int] | N
         )
 
 
-class DropPath(nn.Module):
-    """Stochastic depth per sample (Huang et al. 2016): zero a residual branch with probability ``p``."""
-
-    def __init__(self, p: float = 0.0) -> None:
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"DropPath probability must be in [0, 1), got {p}")
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+def count_parameters(model: "nn.Module", trainable_only: bool = True) -> int:
     """Number of (trainable) parameters, as the reference scripts count them."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from baselines._common import DropPath, PatchSizeError, as_patch, check_input_shape
+from baselines._common import PatchSizeError, as_patch, check_input_shape
+from baselines._layers import DropPath
 
 NAME = "nnFormer"
 

@@ -21,7 +21,8 @@ from monai.networks.blocks.dynunet_block import UnetOutBlock
 from monai.networks.blocks.unetr_block import UnetrBasicBlock, UnetrUpBlock
 from torch import nn
 
-from baselines._common import DropPath, as_patch, check_input_shape, require_bottleneck_above_one_voxel, require_divisible
+from baselines._common import as_patch, check_input_shape, require_bottleneck_above_one_voxel, require_divisible
+from baselines._layers import DropPath
 
 NAME = "3D-UX-Net"
 DIVISOR = 16

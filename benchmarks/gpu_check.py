@@ -38,7 +38,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mednext.nnunet.job_settings import TrainingJob, TrainingSettings
 from mednext.nnunet.paths import temporary_environ
+from mednext.nnunet.runner import nnunet_job_env
 
 NETWORKS = ("MedNeXt-L_k3", "MedNeXt-L_k5", "MedNeXt-S_k3")
 N_CLASSES = 14  # BTCV's 13 organs + background (§3)
@@ -56,12 +58,11 @@ class Setting:
     channels_last: bool = False
 
     def env(self) -> dict[str, str]:
-        return {
-            "MEDNEXT_GRADIENT_CHECKPOINTING": self.gradient_checkpointing,
-            "MEDNEXT_AUTOCAST_DTYPE": self.autocast_dtype,
-            "MEDNEXT_CHANNELS_LAST": "1" if self.channels_last else "0",
-            "nnUNet_compile": "1" if self.compile else "0",
-        }
+        """The environment ``mednext-repro train`` would give the training process for these knobs."""
+        settings = TrainingSettings.paper().replace(gradient_checkpointing=self.gradient_checkpointing,
+                                                    autocast_dtype=self.autocast_dtype, compile=self.compile,
+                                                    channels_last=self.channels_last)
+        return nnunet_job_env(TrainingJob(settings))
 
 
 SETTINGS = (

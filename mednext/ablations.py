@@ -1,7 +1,7 @@
 """The paper's ablations (Table 1, right): one :class:`Ablation` entry each, the single source.
 
-An entry holds the ablation network itself (registered in :mod:`mednext.networks` by
-:func:`register_networks`, loaded like a plugin), the network its Table 1 row is compared with, the
+An entry holds the ablation network itself (registered in :mod:`mednext.networks` with the
+paper's other entries), the network its Table 1 row is compared with, the
 network it changes (it trains at that network's cost) and the row group it fills in
 ``paper_tables/reported/table1_ablations.csv``. From these entries come the ``ablation_<key>``
 Snakemake targets (:mod:`mednext.workflow.targets`, one rule each in ``workflow/rules/tables.smk``),
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mednext.networks import NetworkSpec, mednext_spec, register_network
+from mednext.network_registry import NetworkSpec
+from mednext.network_specs import mednext_spec
 
 TARGET_PREFIX = "ablation_"
 
@@ -67,12 +68,6 @@ ABLATIONS: tuple[Ablation, ...] = (
         compared_with="MedNeXt-B_k5", modifies="MedNeXt-B_k3",
     ),
 )
-
-
-def register_networks() -> None:
-    """Register every ablation's network (called by the network registry on first use)."""
-    for ablation in ABLATIONS:
-        register_network(ablation.network)
 
 
 def get_ablation(target: str) -> Ablation:

@@ -13,6 +13,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process's umask (mkstemp's 0600 would hide
+    results and checkpoints from the other users of a shared cluster folder)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on error removed."""
@@ -23,6 +31,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        tmp.chmod(_new_file_mode())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -40,9 +40,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that describe bad input (their message names the file and the problem)."""
     from mednext.data.errors import DataError, UnknownDatasetError
     from mednext.evaluation.io import EvaluationInputError
-    from mednext.networks import import_plugin
+    from mednext.networks import baselines_package
 
-    baselines = import_plugin("baselines", "PatchSizeError")  # optional plugin; a foreign one fails loudly
+    baselines = baselines_package()  # optional package; a foreign one fails loudly
     plugin_errors = () if baselines is None else (baselines.PatchSizeError,)
     return (DataError, UnknownDatasetError, EvaluationInputError, *plugin_errors, FileNotFoundError)
 

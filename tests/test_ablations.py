@@ -11,7 +11,7 @@ from mednext.ablations import ABLATIONS, ablation_of_network, get_ablation
 from mednext.networks import get_network, list_networks
 from mednext.statistics.comparisons import comparisons_for
 from mednext.workflow import resources as res
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_workflow_config
 from mednext.workflow.targets import ablation_metrics, ablation_targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def test_an_ablation_changes_a_network_of_the_same_size_and_kernel() -> None:
 
 
 def test_targets_and_resources_follow_the_table() -> None:
-    config = load_config_file(REPO / "config" / "paper.yaml")
+    config = load_workflow_config(REPO / "config" / "paper.yaml")
     assert ablation_targets() == ["ablation_resampling", "ablation_upkern", "ablation_twice"]
     files = ablation_metrics(config, "ablation_twice")
     assert len(files) == 2 * 2 * 5 and {f.split("/")[1] for f in files} == {"btcv", "amos22"}

@@ -12,7 +12,7 @@ import pytest
 import mednext.commands
 from mednext.cli import build_parser
 from mednext.data.errors import UnknownDatasetError
-from mednext.nnunet.paths import dataset_folder_of, dataset_id_of
+from mednext.nnunet.paths import nnunet_folder, nnunet_id
 
 #: Commands that name a dataset (``data synthetic`` creates one: its ``--dataset-id`` is the id to write).
 NAMES_A_DATASET = {"train", "predict", "plan", "recipe", "evaluate", "record-leaderboard",
@@ -49,19 +49,19 @@ def test_every_command_naming_a_dataset_takes_the_one_dataset_option() -> None:
 
 @pytest.mark.parametrize("identifier", ["kits19", "KiTS19", "40", "Dataset040_KiTS19"])
 def test_key_id_and_folder_name_name_the_same_dataset(identifier: str) -> None:
-    assert dataset_id_of(identifier) == 40
-    assert dataset_folder_of(identifier) == "Dataset040_KiTS19"
+    assert nnunet_id(identifier) == 40
+    assert nnunet_folder(identifier) == "Dataset040_KiTS19"
     args = build_parser().parse_args(["train", "--dataset", identifier, "--network", "MedNeXt-S_k3", "--fold", "0"])
-    assert dataset_id_of(args.dataset) == 40
+    assert nnunet_id(args.dataset) == 40
 
 
 def test_a_dataset_outside_the_registry_by_folder_or_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "raw" / "Dataset501_LiverToy").mkdir(parents=True)
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(name, str(tmp_path / name.removeprefix("nnUNet_")))
-    assert dataset_id_of("Dataset501_LiverToy") == dataset_id_of("501") == 501
-    assert dataset_folder_of("501") == "Dataset501_LiverToy"  # found by nnU-Net in $nnUNet_raw
+    assert nnunet_id("Dataset501_LiverToy") == nnunet_id("501") == 501
+    assert nnunet_folder("501") == "Dataset501_LiverToy"  # found by nnU-Net in $nnUNet_raw
     with pytest.raises(UnknownDatasetError, match="dataset id 502"):
-        dataset_folder_of("502")
+        nnunet_folder("502")
     with pytest.raises(UnknownDatasetError, match="unknown dataset 'liver_toy'"):
-        dataset_id_of("liver_toy")
+        nnunet_id("liver_toy")

@@ -1,10 +1,11 @@
-"""The package's layering (issue 14, item 5): no module imports a module of a higher layer.
+"""The package's layering: no module imports a module of a higher layer.
 
-The layers are the README's layout table read bottom-up: file helpers, then the network, UpKern and
-dataset facts, the network registry, its plugins (ablations, baselines), nnU-Net, evaluation and
-provenance, statistics and the workflow helpers, tables, the commands, the CLI. Every ``import``
-in the source, module-level or inside a function, is read with :mod:`ast`; plugins the registry
-loads by name (``importlib``) are not imports and do not count.
+The layers are the developer guide's layout table read bottom-up: file helpers, then the network,
+UpKern and dataset facts, the network registry's mechanism, the entries (the paper's networks,
+baselines, ablations), the assembled registry, nnU-Net, evaluation and provenance, statistics and
+the workflow helpers, tables, the commands, the CLI. Every ``import`` in the source, module-level or
+inside a function, is read with :mod:`ast`, and so is every ``importlib.import_module`` of a project
+module by name: loading by name is an import too, with no exception.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: lowest first; a unit may import units of its own or a lower layer only
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mednext.atomic", "mednext.checkpoint_io", "mednext.complexity", "mednext.vocabulary"),
+    ("mednext.atomic", "mednext.checkpoint_io", "mednext.complexity", "mednext.config_schema", "mednext.vocabulary"),
     ("mednext.network", "mednext.upkern", "mednext.data"),
+    ("mednext.network_registry",),
+    ("mednext.network_specs", "baselines"),
+    ("mednext.ablations",),
     ("mednext.networks",),
-    ("mednext.ablations", "baselines"),
+    ("mednext.runs",),
     ("mednext.nnunet",),
     ("mednext.evaluation", "mednext.provenance"),
     ("mednext.statistics", "mednext.workflow"),
@@ -51,7 +55,22 @@ def project_imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
+        elif isinstance(node, ast.Call) and _called_name(node.func) == "import_module" and node.args:
+            names.add(_constant_prefix(node.args[0]))
     return {n for n in names if n.split(".")[0] in ("mednext", "baselines")}
+
+
+def _called_name(func: ast.expr) -> str | None:
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+
+
+def _constant_prefix(arg: ast.expr) -> str:
+    """The module name an ``import_module`` argument starts with: a string, or an f-string's leading text."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        return str(arg.values[0].value).rstrip(".")
+    return ""
 
 
 SOURCES = sorted([*(REPO / "mednext").rglob("*.py"), *(REPO / "baselines").rglob("*.py")])
@@ -72,6 +91,7 @@ def test_no_module_imports_a_higher_layer(path: Path) -> None:
 def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     """The reader finds a function-level import, so an upward one could not hide there."""
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    from mednext.tables.render import write_table\n    import baselines.registry\n")
-    assert project_imports(probe) == {"mednext.tables.render", "baselines.registry"}
+    probe.write_text("def f(x):\n    from mednext.tables.render import write_table\n    import baselines.registry\n"
+                     "    importlib.import_module('mednext.ablations')\n    import_module(f'mednext.commands.{x}')\n")
+    assert project_imports(probe) == {"mednext.tables.render", "baselines.registry", "mednext.ablations", "mednext.commands"}
     assert LAYER_OF[unit_of("mednext.tables.render")] > LAYER_OF["mednext.data"]

@@ -9,7 +9,7 @@ import sys
 import yaml
 
 from mednext.networks import list_networks
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_workflow_config
 from tests.workflow.conftest import REPO, job_counts, run_snakemake
 
 PLUGIN = "tests.plugins.tiny_network"
@@ -29,7 +29,7 @@ def test_a_plugin_network_is_listed() -> None:
 
 
 def test_a_plugin_network_named_in_the_config_trains_in_the_dag(tmp_path) -> None:
-    config = load_config_file(REPO / "config" / "demo.yaml")
+    config = load_workflow_config(REPO / "config" / "demo.yaml")
     config.update(networks=["TinyConv"], ablations={})
     config["paths"] = {key: str(tmp_path / key) for key in config["paths"]}
     path = tmp_path / "tiny.yaml"

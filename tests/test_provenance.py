@@ -191,17 +191,17 @@ def nnunet_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _fake_nnunet(calls: list[str], crash_first: bool):
     """Stand-in for runner.train: decides like the runner, writes nnU-Net's checkpoints, may crash once."""
-    from mednext.nnunet.runner import TrainAction, decide_action
+    from mednext.nnunet.runner import TrainAction, decide_action, fold_dir
 
-    def train(run, device="cuda", schedule=None, extra_env=None, **_other):
-        fold = run.fold_dir()
+    def train(run, job, plans, configuration=None, device="cuda"):
+        fold = fold_dir(run, plans, configuration)
         action = decide_action(fold)
         calls.append(action.value)
         if action is TrainAction.FRESH:
             _nnunet_checkpoint(fold / "checkpoint_latest.pth", 1)
             if crash_first:
                 raise subprocess.CalledProcessError(1, "nnUNetv2_train")
-        _nnunet_checkpoint(fold / "checkpoint_final.pth", schedule.epochs)
+        _nnunet_checkpoint(fold / "checkpoint_final.pth", job.settings.epochs)
         (fold / "validation").mkdir(exist_ok=True)
         (fold / "validation" / "summary.json").write_text("{}")
         return action
@@ -210,15 +210,14 @@ def _fake_nnunet(calls: list[str], crash_first: bool):
 
 
 def _train_args(tmp_path: Path) -> list[str]:
-    return ["train", "--dataset", "999", "--network", "MedNeXt-S_k3", "--fold", "0", "--device", "cpu",
-            "--epochs", "3", "--iters", "2", "--workers", "1", "--no-tta-mirroring"]
+    return ["train", "--dataset", "Dataset999_Test", "--network", "MedNeXt-S_k3", "--fold", "0", "--device", "cpu",
+            "--set", "epochs=3", "--set", "iterations_per_epoch=2", "--workers", "1", "--set", "tta_mirroring=false"]
 
 
 def test_train_command_counts_a_resume(nnunet_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mednext.nnunet.runner as runner
 
     calls: list[str] = []
-    monkeypatch.setattr(runner, "dataset_name", lambda i: f"Dataset{i:03d}_Test")
     monkeypatch.setattr(runner, "train", _fake_nnunet(calls, crash_first=True))
     with pytest.raises(subprocess.CalledProcessError):
         main(_train_args(tmp_path))
@@ -245,7 +244,6 @@ def test_planted_token_and_home_never_written(nnunet_results: Path, tmp_path: Pa
     monkeypatch.setenv("SYNAPSE_AUTH_TOKEN", TOKEN)
     monkeypatch.setenv("SOME_API_KEY", "abcd-1234")
     monkeypatch.setenv(prov.ENV_CONFIG_SHA256, f"{TOKEN}-in-a-config-hash")  # a leak through any value
-    monkeypatch.setattr(runner, "dataset_name", lambda i: f"Dataset{i:03d}_Test")
     monkeypatch.setattr(runner, "train", _fake_nnunet([], crash_first=False))
     assert main(_train_args(tmp_path)) == 0
     (fold,) = (p.parent for p in nnunet_results.rglob("provenance.json"))

@@ -13,20 +13,17 @@ def add_dataset_argument(parser: argparse.ArgumentParser | argparse._ArgumentGro
     parser.add_argument("--dataset", required=required, help=help)
 
 
-def add_dataset_argument_with_legacy_id(parser: argparse.ArgumentParser) -> None:
-    """``--dataset`` (required), also read from the former ``--dataset-id`` (hidden from the help), so
-    that a workflow run planned before the rename still trains and plans."""
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--dataset", help=DATASET_HELP)
-    group.add_argument("--dataset-id", dest="dataset", help=argparse.SUPPRESS)
-
-
-def dataset_label(identifier: str) -> str:
-    """The name results are filed under: the registry key of a known dataset, else ``identifier`` as given."""
+def registry_key(identifier: str) -> str | None:
+    """The registry key of the dataset ``identifier`` names (key, id or folder name), or None."""
     from mednext.data.errors import UnknownDatasetError
     from mednext.data.registry import get_dataset
 
     try:
         return get_dataset(identifier).key
     except UnknownDatasetError:
-        return identifier
+        return None
+
+
+def dataset_label(identifier: str) -> str:
+    """The name results are filed under: the registry key of a known dataset, else ``identifier`` as given."""
+    return registry_key(identifier) or identifier

@@ -151,9 +151,9 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 def run_splits(args: argparse.Namespace) -> int:
     from mednext.data.splits import case_ids_from_raw, write_splits_final
-    from mednext.nnunet.paths import dataset_folder_of
+    from mednext.nnunet.paths import nnunet_folder
 
-    folder = dataset_folder_of(args.dataset)
+    folder = nnunet_folder(args.dataset)
     pre_root = args.preprocessed_root or (Path(os.environ["nnUNet_preprocessed"]) if "nnUNet_preprocessed" in os.environ else None)
     if pre_root is None:
         raise SystemExit("no --preprocessed-root given and nnUNet_preprocessed is not set")

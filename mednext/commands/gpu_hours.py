@@ -13,12 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
+    from mednext.workflow.config_source import load_workflow_config
     from mednext.workflow.grid import all_runs, check_config
     from mednext.workflow.resources import REFERENCE_GPU, gpu_hours_table, merged_resources, retries_needed
 
-    config = yaml.safe_load(args.config.read_text())
+    config = load_workflow_config(args.config)
     check_config(config, str(args.config))
     table = gpu_hours_table(all_runs(config), config)
     print(f"GPU hours on one {REFERENCE_GPU} (MedNeXt: the paper's s/epoch; baselines: nnU-Net Revisited's A100 "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mednext.commands import add_dataset_argument_with_legacy_id
+from mednext.commands import add_dataset_argument
 from mednext.nnunet.paths import DEFAULT_PLANS
 
 
@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from mednext.nnunet.planning import CONFIGURATIONS, PAPER_BATCH_2D, PAPER_BATCH_3D, PAPER_PATCH_2D, PAPER_PATCH_3D
 
     parser = subparsers.add_parser("plan", help="plan (1 mm, fixed patch) and preprocess one nnU-Net dataset")
-    add_dataset_argument_with_legacy_id(parser)
+    add_dataset_argument(parser)
     parser.add_argument("--plans-name", default=DEFAULT_PLANS, help=f"plans identifier (default {DEFAULT_PLANS})")
     parser.add_argument("--patch-size", type=int, nargs=3, default=list(PAPER_PATCH_3D), metavar=("Z", "Y", "X"),
                         help="3D patch (default 128 128 128; every axis divisible by 16 for MedNeXt)")
@@ -29,11 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mednext.nnunet.paths import dataset_id_of
     from mednext.nnunet.planning import plan_and_preprocess
 
     plans_file = plan_and_preprocess(
-        dataset_id_of(args.dataset),
+        args.dataset,
         plans_name=args.plans_name,
         patch_size_3d=args.patch_size,
         patch_size_2d=args.patch_size_2d,

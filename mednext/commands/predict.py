@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mednext.commands.train import add_run_arguments, run_spec
+from mednext.commands.train import add_run_arguments, run_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from mednext.nnunet.runner import predict
 
     summary = predict(
-        run_spec(args), args.output, input_dir=args.input, device=args.device, checkpoint=args.checkpoint,
+        run_of(args), args.plans_name, args.output, args.configuration, input_dir=args.input, device=args.device,
+        checkpoint=args.checkpoint,
         tta=not args.disable_tta, evaluate=not args.no_evaluate, reference_dir=args.reference,
     )
     if summary is not None:

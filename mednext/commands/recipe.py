@@ -28,28 +28,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--configuration", default=None, help="nnU-Net configuration (default: the network's)")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"),
                         help="device the training runs on (decides AMP and compile as nnU-Net does; default cuda)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
-                        help="as `train --compile` (default off, the official protocol)")
+    parser.add_argument("--job", default=None, metavar="JSON", help="as `train --job`")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="as `train --set`, e.g. --set compile=true --set gradient_checkpointing=off")
     parser.add_argument("--json", action="store_true", help="print the card as JSON")
     parser.set_defaults(func=run)
 
 
 def plans_path(dataset: str, plans_name: str) -> Path:
     """``$nnUNet_preprocessed/<DatasetXXX_Name>/<plans_name>.json`` for a key, id or folder name."""
-    from mednext.nnunet.paths import dataset_folder_of, require_env
+    from mednext.nnunet.paths import nnunet_folder, require_env
 
     preprocessed = require_env("nnUNet_preprocessed")
-    folder = dataset_folder_of(dataset)
+    folder = nnunet_folder(dataset)
     return preprocessed / folder / f"{plans_name}.json"
 
 
 def run(args: argparse.Namespace) -> int:
+    from mednext.commands import registry_key
+    from mednext.commands.train import build_job
     from mednext.nnunet.recipe import format_recipe, recipe_for_plans
     from mednext.statistics.evaluation_card import evaluation_card
 
     plans_file = args.plans if args.plans is not None else plans_path(args.dataset, args.plans_name)
+    # the dataset's key decides its learning-rate overrides; a plans file sits in the dataset's folder
+    job = build_job(args.job, args.overrides, registry_key(args.dataset or plans_file.parent.name))
     try:
-        card = recipe_for_plans(plans_file, args.network, args.fold, args.configuration, args.device, args.compile)
+        card = recipe_for_plans(plans_file, args.network, args.fold, args.configuration, args.device, job)
         card.update(evaluation_card(card["dataset"]))
     except (ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

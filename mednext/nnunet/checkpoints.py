@@ -34,8 +34,13 @@ def network_weights(path: str | Path) -> dict[str, torch.Tensor]:
 #: (nnunetv2/run/run_training.py, ``maybe_load_checkpoint``).
 RESUME_ORDER = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")
 LATEST = "checkpoint_latest.pth"
-#: The previous ``checkpoint_latest``, kept by the trainer when it writes a new one.
+#: The previous ``checkpoint_latest``, kept by the trainer when it writes a new one (a corrupt newest
+#: file then costs one checkpoint period, not the run).
 PREVIOUS_LATEST = "checkpoint_latest.prev.pth"
+#: The weights right after initialisation (UpKern included), with ``training.save_initial_weights``.
+INITIAL_WEIGHTS_FILE = "initial_weights.pth"
+#: What an UpKern start copied and resampled, written into the kernel-5 run's fold folder.
+UPKERN_REPORT_FILE = "upkern.json"
 
 
 def checkpoint_is_readable(path: str | Path) -> bool:

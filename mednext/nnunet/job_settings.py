@@ -1,83 +1,136 @@
-"""What a training job receives through its environment: schedule, knobs, and checkpoint file names.
+"""What a training job receives: one typed value built once from the validated config, read once by the trainer.
+
+The config's ``training:`` section (defaults in ``workflow/schemas/config.schema.yaml`` only) becomes a
+:class:`TrainingSettings`; with the run's dataset key and CPU count it makes a :class:`TrainingJob`,
+which travels to the ``nnUNetv2_train`` process as one JSON environment variable (nnU-Net builds the
+trainer itself, so the environment is the only way in) and is parsed once in the trainer's constructor.
+Adding a knob is one field here plus its schema entry; the workflow, the ``train`` command, provenance
+and the trainer pass the whole object on.
 
 Kept apart from :mod:`mednext.nnunet.trainers` (which imports nnU-Net, ~4 s) so that the ``train``
-command and the workflow can build a job's environment without importing nnU-Net themselves.
+command and the workflow can build a job without importing nnU-Net themselves.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
-ENV_EPOCHS = "MEDNEXT_EPOCHS"
-ENV_ITERS = "MEDNEXT_ITERS"
-ENV_VAL_ITERS = "MEDNEXT_VAL_ITERS"
-ENV_SAVE_EVERY = "MEDNEXT_SAVE_EVERY"
-#: When truthy, a fresh run saves its weights right after initialisation (UpKern included).
-ENV_SAVE_INITIAL = "MEDNEXT_SAVE_INITIAL_WEIGHTS"
-#: When falsy (``0``), inference and the final validation run without mirroring test-time
-#: augmentation (8x fewer forward passes, for the CPU demo); the paper's validation mirrors (§3.1).
-ENV_MIRRORING = "MEDNEXT_TTA_MIRRORING"
-#: Minutes of wall time between extra ``checkpoint_latest`` saves (issue 11; default 30).
-ENV_CHECKPOINT_MINUTES = "MEDNEXT_CHECKPOINT_MINUTES"
-#: ``auto`` (the network's default: MedNeXt on for M and L, as the official code), ``on`` or ``off``.
-ENV_GRADIENT_CHECKPOINTING = "MEDNEXT_GRADIENT_CHECKPOINTING"
-#: CUDA autocast dtype: ``float16`` (nnU-Net's default, with GradScaler) or ``bfloat16`` (no scaler).
-ENV_AUTOCAST_DTYPE = "MEDNEXT_AUTOCAST_DTYPE"
-#: When truthy, the network's weights use ``channels_last_3d`` on CUDA (cuDNN then picks that layout).
-ENV_CHANNELS_LAST = "MEDNEXT_CHANNELS_LAST"
-#: Intra-op threads of a CPU training: the CPUs its job holds (nnU-Net's CPU entry point takes them all).
-ENV_CPU_THREADS = "MEDNEXT_CPU_THREADS"
+from mednext.config_schema import ConfigValueError, section_schema, validate_with_defaults
+
+#: The one environment variable that carries a :class:`TrainingJob` (JSON) to the training process.
+ENV_TRAINING_JOB = "MEDNEXT_TRAINING_JOB"
 #: Signals that make a training save ``checkpoint_latest`` and exit: SLURM's time-limit SIGTERM and
 #: the SIGUSR1 a ``--signal`` option would send.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1)
-LATEST_CHECKPOINT = "checkpoint_latest.pth"
-#: The previous ``checkpoint_latest``, kept when a new one is written (issue 11, item 3).
-PREVIOUS_LATEST_CHECKPOINT = "checkpoint_latest.prev.pth"
-INITIAL_WEIGHTS_FILE = "initial_weights.pth"
-UPKERN_REPORT_FILE = "upkern.json"
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """Epochs, iterations per epoch, validation iterations and checkpoint period.
+class TrainingSettings:
+    """The config's ``training:`` section after the schema's defaults; one field per schema property.
 
-    Paper default (§3.1, nnU-Net's): 1000 epochs x 250 iterations, 50 validation batches,
-    ``checkpoint_latest`` every 50 epochs. The ``MEDNEXT_*`` variables shrink it for demos/tests.
+    The meaning and default of each field is in the schema; the paper's values (§3.1: nnU-Net's
+    1000 epochs x 250 iterations, 50 validation batches, mirroring in the final validation) are the
+    defaults, and the speed knobs default to the official protocol.
     """
 
-    epochs: int = 1000
-    iters: int = 250
-    val_iters: int = 50
-    save_every: int = 50
-
-    _ENV: ClassVar[dict[str, str]] = {
-        "epochs": ENV_EPOCHS,
-        "iters": ENV_ITERS,
-        "val_iters": ENV_VAL_ITERS,
-        "save_every": ENV_SAVE_EVERY,
-    }
+    epochs: int
+    iterations_per_epoch: int
+    val_iterations: int
+    save_every: int
+    tta_mirroring: bool
+    checkpoint_minutes: float
+    gradient_checkpointing: str
+    autocast_dtype: str
+    channels_last: bool
+    compile: bool
+    lr_overrides: Mapping[str, float]
+    save_initial_weights: bool
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Schedule:
-        """The default schedule with any ``MEDNEXT_*`` variable set in ``environ`` applied."""
-        environ = dict(os.environ) if environ is None else environ
-        values = {}
-        for attribute, var in cls._ENV.items():
-            raw = environ.get(var)
-            if raw is None or raw == "":
-                continue
-            try:
-                value = int(raw)
-            except ValueError:
-                value = 0
-            if value < 1:
-                raise ValueError(f"${var} must be a positive integer, found {raw!r}")
-            values[attribute] = value
-        return cls(**values)
+    def from_config(cls, training: Mapping[str, Any] | None, source: str = "config") -> TrainingSettings:
+        """Validate ``training`` against the schema, fill its defaults and build the settings.
+
+        YAML reads a bare ``on``/``off`` as a boolean; ``gradient_checkpointing`` keeps the words.
+
+        Raises:
+            ConfigValueError: naming ``source`` and the offending keys.
+        """
+        values = validate_with_defaults(training or {}, source, section="training")
+        checkpointing = values.get("gradient_checkpointing")
+        if isinstance(checkpointing, bool):
+            values["gradient_checkpointing"] = "on" if checkpointing else "off"
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(fields - set(values))
+        if missing:  # a field whose schema entry has no default
+            raise ConfigValueError(f"{source} (training:): no value and no schema default for {missing}")
+        return cls(**{name: values[name] for name in fields})
+
+    @classmethod
+    def paper(cls) -> TrainingSettings:
+        """The schema's defaults: the paper's protocol."""
+        return cls.from_config({}, "the schema's defaults")
+
+    def replace(self, **changes: Any) -> TrainingSettings:
+        """A copy with ``changes``, validated like a config section (e.g. from ``train --set``)."""
+        return type(self).from_config({**self.as_dict(), **changes}, "settings")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (provenance, the job variable)."""
+        values = dataclasses.asdict(self)
+        values["lr_overrides"] = dict(self.lr_overrides)
+        return values
+
+    @property
+    def forced_gradient_checkpointing(self) -> bool | None:
+        """None for ``auto`` (the network's default), else the forced value."""
+        return {"auto": None, "on": True, "off": False}[self.gradient_checkpointing]
+
+
+def schema_keys() -> list[str]:
+    """The ``training:`` keys of the schema, which must be exactly :class:`TrainingSettings`' fields."""
+    return list(section_schema("training")["properties"])
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One training job: its settings, the dataset's registry key and the CPUs it holds.
+
+    Attributes:
+        settings: the config's training settings.
+        dataset: registry key of the dataset (learning-rate overrides are looked up by it); None
+            for a dataset the registry does not know.
+        cpu_threads: torch's intra-op threads on the CPU (the CPUs the job holds); None leaves
+            nnU-Net's choice (every core).
+    """
+
+    settings: TrainingSettings
+    dataset: str | None = None
+    cpu_threads: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"settings": self.settings.as_dict(), "dataset": self.dataset, "cpu_threads": self.cpu_threads},
+                          sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = f"${ENV_TRAINING_JOB}") -> TrainingJob:
+        try:
+            data = json.loads(text)
+            settings = data["settings"]
+        except (ValueError, TypeError, KeyError) as error:
+            raise ConfigValueError(f"{source}: not a training job ({error!r}): {text[:200]!r}") from None
+        return cls(TrainingSettings.from_config(settings, source), data.get("dataset"), data.get("cpu_threads"))
 
     def to_env(self) -> dict[str, str]:
-        """The variables that make :meth:`from_env` return this schedule."""
-        return {var: str(getattr(self, attribute)) for attribute, var in self._ENV.items()}
+        return {ENV_TRAINING_JOB: self.to_json()}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TrainingJob | None:
+        """The job in ``$MEDNEXT_TRAINING_JOB``, or None when the trainer runs outside ``mednext-repro train``."""
+        raw = (os.environ if environ is None else environ).get(ENV_TRAINING_JOB)
+        return cls.from_json(raw) if raw else None

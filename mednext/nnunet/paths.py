@@ -42,36 +42,22 @@ def require_env(name: str, environ: Mapping[str, str] | None = None) -> Path:
     return Path(value)
 
 
-def dataset_id_of(identifier: int | str) -> int:
-    """nnU-Net dataset id of ``identifier``: a registry key (``kits19``), an id (``40``) or a folder name
-    (``Dataset040_KiTS19``, also of a dataset the registry does not know); the one ``--dataset`` of the CLI."""
-    from mednext.data.errors import UnknownDatasetError
-    from mednext.data.own_dataset import FOLDER_PATTERN
-    from mednext.data.registry import get_dataset
+def nnunet_folder(dataset: int | str) -> str:
+    """nnU-Net's folder name (``Dataset040_KiTS19``) of a dataset: the one place a dataset's nnU-Net
+    identity is resolved.
 
-    text = str(identifier).strip()
-    try:
-        return get_dataset(text).dataset_id
-    except UnknownDatasetError:
-        folder = FOLDER_PATTERN.fullmatch(text)
-        if folder:
-            return int(folder.group(1))
-        if text.isdigit():
-            return int(text)
-        raise
+    ``dataset`` is a registry key (``kits19``), a folder name, or an nnU-Net id (``40``). A registered
+    dataset's folder comes from the registry; a folder name the registry does not know is taken as
+    given; an unknown id is looked up by nnU-Net in ``$nnUNet_raw``/``_preprocessed``/``_results``.
 
-
-def dataset_folder_of(identifier: int | str) -> str:
-    """nnU-Net folder name (``Dataset040_KiTS19``) of a registry key, id or folder name.
-
-    A registered dataset's folder comes from the registry; an id the registry does not know is looked
-    up by nnU-Net in ``$nnUNet_raw`` / ``$nnUNet_preprocessed`` / ``$nnUNet_results``.
+    Raises:
+        UnknownDatasetError: neither the registry nor nnU-Net knows it.
     """
     from mednext.data.errors import UnknownDatasetError
     from mednext.data.own_dataset import FOLDER_PATTERN
     from mednext.data.registry import get_dataset
 
-    text = str(identifier).strip()
+    text = str(dataset).strip()
     try:
         return get_dataset(text).folder_name
     except UnknownDatasetError:
@@ -79,17 +65,19 @@ def dataset_folder_of(identifier: int | str) -> str:
             return text
         if not text.isdigit():
             raise
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
     try:
-        return dataset_name(text)
+        return maybe_convert_to_dataset_name(int(text))
     except RuntimeError as error:  # nnU-Net: no folder with that id anywhere
         raise UnknownDatasetError(f"dataset id {text}: {error}") from None
 
 
-def dataset_name(dataset_id: int | str) -> str:
-    """``DatasetXXX_Name`` for an id (looked up by nnU-Net in raw/preprocessed/results)."""
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+def nnunet_id(dataset: int | str) -> int:
+    """nnU-Net's dataset id (the ``040`` of ``Dataset040_KiTS19``), via :func:`nnunet_folder`."""
+    from mednext.data.own_dataset import FOLDER_PATTERN
 
-    return maybe_convert_to_dataset_name(int(dataset_id) if str(dataset_id).isdigit() else dataset_id)
+    return int(FOLDER_PATTERN.fullmatch(nnunet_folder(dataset)).group(1))
 
 
 def run_folder(results: Path, dataset: str, trainer_name: str, plans: str, configuration: str) -> Path:
@@ -110,7 +98,7 @@ def final_checkpoint(results: Path, dataset: str, trainer_name: str, plans: str,
 @contextlib.contextmanager
 def temporary_environ(values: Mapping[str, str]) -> Iterator[None]:
     """Set ``values`` in ``os.environ`` for the ``with`` block, then restore what was there (in-process
-    nnU-Net reads ``nnUNet_results``, ``nnUNet_compile`` and the ``MEDNEXT_*`` knobs from it)."""
+    nnU-Net reads ``nnUNet_results`` and ``nnUNet_compile`` from it)."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:

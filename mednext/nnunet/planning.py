@@ -25,7 +25,7 @@ import torch
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
-from mednext.nnunet.paths import DEFAULT_PLANS, dataset_name, require_env
+from mednext.nnunet.paths import DEFAULT_PLANS, nnunet_folder, nnunet_id, require_env
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def _check_sizes(name: str, sizes: Sequence[int], n: int) -> None:
 
 
 def plan_and_preprocess(
-    dataset_id: int,
+    dataset: int | str,
     plans_name: str = DEFAULT_PLANS,
     patch_size_3d: Sequence[int] = PAPER_PATCH_3D,
     patch_size_2d: Sequence[int] = PAPER_PATCH_2D,
@@ -239,7 +239,8 @@ def plan_and_preprocess(
 ) -> Path:
     """Fingerprint (if missing), plan with :class:`FixedPatchPlanner1mm`, optionally preprocess.
 
-    Uses ``$nnUNet_raw`` and ``$nnUNet_preprocessed``; returns the plans file.
+    ``dataset``: registry key, nnU-Net folder name or id. Uses ``$nnUNet_raw`` and
+    ``$nnUNet_preprocessed``; returns the plans file.
     """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
 
@@ -248,7 +249,8 @@ def plan_and_preprocess(
         raise ValueError(f"unknown configurations {unknown}; this planner makes {list(CONFIGURATIONS)}")
     require_env("nnUNet_raw")
     preprocessed = require_env("nnUNet_preprocessed")
-    name = dataset_name(dataset_id)
+    name = nnunet_folder(dataset)
+    dataset_id = nnunet_id(name)
     fingerprint = preprocessed / name / "dataset_fingerprint.json"
     if refresh_fingerprint or not fingerprint.is_file():
         extract_fingerprint_dataset(

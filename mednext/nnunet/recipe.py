@@ -240,14 +240,16 @@ def write_recipe(card: dict[str, Any], fold_dir: str | Path) -> Path:
 
 
 def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0, configuration: str | None = None,
-                      device: str = "cpu") -> Any:
+                      job: Any = None, device: str = "cpu") -> Any:
     """An instance of ``network``'s trainer built from ``plans_file`` for ``device``, without side effects.
 
     Nothing is moved to the device (building for ``cuda`` works without a GPU: nnU-Net only builds
     its grad scaler for it).
 
-    nnU-Net's constructor makes the fold folder and a log file: they go to a temporary results
-    folder; the UpKern parent is still looked up under the real ``$nnUNet_results`` when set.
+    ``job`` (a :class:`~mednext.nnunet.job_settings.TrainingJob`) is what the training would receive;
+    default: the paper's settings. nnU-Net's constructor makes the fold folder and a log file: they go
+    to a temporary results folder; the UpKern parent is still looked up under the real
+    ``$nnUNet_results`` when set.
     """
     from mednext.networks import get_network
     from mednext.nnunet.paths import run_folder
@@ -271,8 +273,10 @@ def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0,
     fold_value: int | str = fold if str(fold) == "all" else int(fold)
     real_results = os.environ.get("nnUNet_results")
     cls = trainer_for_network(network)
-    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, temporary_environ({"nnUNet_results": tmp}), \
-            contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    job_env = {} if job is None else job.to_env()
+    with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, \
+            temporary_environ({"nnUNet_results": tmp, **job_env}), contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
         # nnU-Net builds a grad scaler for a CUDA trainer; on a machine without a GPU torch warns that
         # it disables it, which is expected here (nothing runs on the device)
         warnings.filterwarnings("ignore", message=".*GradScaler is enabled, but CUDA is not available.*")
@@ -293,15 +297,16 @@ def recipe_for_plans(
     fold: int | str = 0,
     configuration: str | None = None,
     device: str = "cuda",
-    compile_network: bool = False,
+    job: Any = None,
 ) -> dict[str, Any]:
-    """The card of ``network`` trained on ``device`` with ``plans_file`` (built on the CPU, no training).
+    """The card of ``network`` trained on ``device`` with ``plans_file`` (built for it, nothing run on it).
 
-    ``compile_network`` is the ``nnUNet_compile`` value the training gets (``train --compile``);
-    nnU-Net's own ``_do_i_compile`` then decides for ``device``.
+    ``job`` (a :class:`~mednext.nnunet.job_settings.TrainingJob`, default the paper's settings) is what
+    the training would receive; its ``compile`` becomes ``nnUNet_compile`` and nnU-Net's own
+    ``_do_i_compile`` then decides for ``device``.
     """
-    trainer = trainer_for_plans(plans_file, network, fold, configuration, device)
-    with temporary_environ({"nnUNet_compile": "1" if compile_network else "0"}):
+    trainer = trainer_for_plans(plans_file, network, fold, configuration, job, device)
+    with temporary_environ({"nnUNet_compile": "1" if trainer.settings.compile else "0"}):
         return build_recipe(trainer)
 
 

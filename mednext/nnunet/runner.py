@@ -3,7 +3,7 @@
 The project's trainers reach nnU-Net through ``nnUNet_extTrainer`` in the child's environment only.
 Training is resumable: a rerun continues from ``checkpoint_latest.pth`` (nnU-Net's ``--c``),
 only validates if training finished but validation did not, and does nothing when both are done.
-An unreadable checkpoint is moved aside first and the previous good one used (issue 11); SIGTERM and
+An unreadable checkpoint is moved aside first and the previous good one used; SIGTERM and
 SIGUSR1 sent to this process are passed on to ``nnUNetv2_train``, which saves and exits non-zero.
 """
 
@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from mednext.networks import get_network
 from mednext.nnunet.checkpoints import recover_resume_checkpoints
-from mednext.networks import NetworkSpec, get_network
-from mednext.nnunet.paths import DEFAULT_PLANS, dataset_name, fold_folder, nnunet_env, require_env
-from mednext.nnunet.job_settings import Schedule
+from mednext.nnunet.job_settings import TrainingJob
+from mednext.nnunet.paths import nnunet_folder, nnunet_id, fold_folder, nnunet_env, require_env
+from mednext.runs import Run
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +47,11 @@ def decide_action(fold_dir: Path) -> TrainAction:
     return TrainAction.FRESH
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One (dataset, network, fold) under a plans identifier."""
-
-    dataset_id: int
-    network: str
-    fold: int | str
-    plans: str = DEFAULT_PLANS
-    configuration: str | None = None  # default: the network's (3d_fullres / 2d)
-
-    @property
-    def spec(self) -> NetworkSpec:
-        return get_network(self.network)
-
-    @property
-    def config(self) -> str:
-        return self.configuration or self.spec.configuration
-
-    def fold_dir(self) -> Path:
-        """Fold folder of this run under ``$nnUNet_results``."""
-        return fold_folder(
-            require_env("nnUNet_results"), dataset_name(self.dataset_id), self.spec.trainer_name, self.plans, self.config, self.fold
-        )
-
-    def parent_final_checkpoint(self) -> Path | None:
-        """Final checkpoint of ``init_from`` that an UpKern start needs (None without ``init_from``)."""
-        if self.spec.init_from is None:
-            return None
-        parent = RunSpec(self.dataset_id, self.spec.init_from, self.fold, self.plans, self.configuration)
-        return parent.fold_dir() / "checkpoint_final.pth"
+def fold_dir(run: Run, plans: str, configuration: str | None = None) -> Path:
+    """nnU-Net's fold folder of ``run`` under ``$nnUNet_results`` (configuration: default the network's)."""
+    spec = get_network(run.network)
+    return fold_folder(require_env("nnUNet_results"), nnunet_folder(run.dataset), spec.trainer_name, plans,
+                       configuration or spec.configuration, run.fold)
 
 
 def nnunet_executable(name: str) -> str:
@@ -90,11 +65,12 @@ def nnunet_executable(name: str) -> str:
     return found
 
 
-def train_command(run: RunSpec, action: TrainAction, device: str) -> list[str]:
+def train_command(run: Run, plans: str, configuration: str | None, action: TrainAction, device: str) -> list[str]:
     """The ``nnUNetv2_train`` command line for ``action`` (its entry point, run as :mod:`mednext.nnunet.train_entry`)."""
+    spec = get_network(run.network)
     cmd = [
-        sys.executable, "-m", "mednext.nnunet.train_entry", str(run.dataset_id), run.config, str(run.fold),
-        "-tr", run.spec.trainer_name, "-p", run.plans, "-device", device,
+        sys.executable, "-m", "mednext.nnunet.train_entry", str(nnunet_id(run.dataset)), configuration or spec.configuration,
+        str(run.fold), "-tr", spec.trainer_name, "-p", plans, "-device", device,
     ]
     if action is TrainAction.CONTINUE:
         cmd.append("--c")
@@ -107,39 +83,43 @@ def train_command(run: RunSpec, action: TrainAction, device: str) -> list[str]:
 COMPILE_ENV = "nnUNet_compile"
 
 
-def train(
-    run: RunSpec,
-    device: str = "cuda",
-    schedule: Schedule | None = None,
-    extra_env: dict[str, str] | None = None,
-    compile_network: bool = False,
-) -> TrainAction:
-    """Train (or resume, or only validate) one fold with stock ``nnUNetv2_train``; returns what was done.
+def nnunet_job_env(job: TrainingJob) -> dict[str, str]:
+    """The child's environment for ``job``: the job itself, and the nnU-Net variables it decides.
 
-    ``compile_network`` sets ``nnUNet_compile`` for the child: False (default) is the official
-    protocol (v1 never compiled); nnU-Net keeps CPU and MPS uncompiled either way.
+    ``nnUNet_compile`` follows ``training.compile`` (off: the official protocol, v1 never compiled;
+    nnU-Net keeps CPU and MPS uncompiled either way); the CPUs the job holds become nnU-Net's
+    augmentation and export processes.
+    """
+    env = {**job.to_env(), COMPILE_ENV: "1" if job.settings.compile else "0"}
+    if job.cpu_threads is not None:
+        env.update(nnUNet_n_proc_DA=str(job.cpu_threads), nnUNet_def_n_proc=str(job.cpu_threads))
+    return env
+
+
+def train(run: Run, job: TrainingJob, plans: str, configuration: str | None = None, device: str = "cuda") -> TrainAction:
+    """Train (or resume, or only validate) one fold with stock ``nnUNetv2_train``; returns what was done.
 
     Raises:
         FileNotFoundError: a fresh UpKern run whose parent's final checkpoint is missing.
         subprocess.CalledProcessError: nnU-Net failed.
     """
-    fold_dir = run.fold_dir()
-    if fold_dir.is_dir():
-        recover_resume_checkpoints(fold_dir)
-    action = decide_action(fold_dir)
-    log.info("%s fold %s: %s (%s)", run.network, run.fold, action.value, fold_dir)
+    folder = fold_dir(run, plans, configuration)
+    if folder.is_dir():
+        recover_resume_checkpoints(folder)
+    action = decide_action(folder)
+    log.info("%s fold %s: %s (%s)", run.network, run.fold, action.value, folder)
     if action is TrainAction.DONE:
         return action
-    if action is TrainAction.FRESH:
-        parent = run.parent_final_checkpoint()
-        if parent is not None and not parent.is_file():
+    parent = run.parent()
+    if action is TrainAction.FRESH and parent is not None:
+        parent_checkpoint = fold_dir(parent, plans, configuration) / "checkpoint_final.pth"
+        if not parent_checkpoint.is_file():
             raise FileNotFoundError(
-                f"{run.network} starts from {run.spec.init_from}'s final checkpoint (UpKern), expected at {parent}; "
-                f"train {run.spec.init_from} fold {run.fold} with plans {run.plans} first"
+                f"{run.network} starts from {parent.network}'s final checkpoint (UpKern), expected at {parent_checkpoint}; "
+                f"train {parent.network} fold {run.fold} with plans {plans} first"
             )
-    env = nnunet_env(extra={**(schedule.to_env() if schedule else {}), **(extra_env or {}),
-                            COMPILE_ENV: "1" if compile_network else "0"})
-    run_forwarding_signals(train_command(run, action, device), env)
+    env = nnunet_env(extra=nnunet_job_env(job))
+    run_forwarding_signals(train_command(run, plans, configuration, action, device), env)
     return action
 
 
@@ -173,11 +153,11 @@ def run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> None:
         raise subprocess.CalledProcessError(returncode, cmd)
 
 
-def validation_cases(dataset_id: int, fold: int) -> list[str]:
+def validation_cases(dataset: str, fold: int) -> list[str]:
     """Validation case ids of ``fold`` from nnU-Net's ``splits_final.json`` (written by the first training)."""
     from mednext.data.splits import fold_validation_cases  # scikit-learn: only when asked
 
-    splits_file = require_env("nnUNet_preprocessed") / dataset_name(dataset_id) / "splits_final.json"
+    splits_file = require_env("nnUNet_preprocessed") / nnunet_folder(dataset) / "splits_final.json"
     if not splits_file.is_file():
         raise FileNotFoundError(f"{splits_file} not found; nnU-Net writes it when the first fold trains")
     return fold_validation_cases(splits_file, fold)
@@ -200,8 +180,10 @@ def _link_case_images(raw_dataset: Path, cases: Sequence[str], target: Path) -> 
 
 
 def predict(
-    run: RunSpec,
+    run: Run,
+    plans: str,
     output: Path,
+    configuration: str | None = None,
     input_dir: Path | None = None,
     device: str = "cuda",
     checkpoint: str = "checkpoint_final.pth",
@@ -215,23 +197,24 @@ def predict(
     for validation cases: ``nnUNet_preprocessed/<dataset>/gt_segmentations``) is written to
     ``output/summary.json``, whose path is returned.
     """
-    name = dataset_name(run.dataset_id)
-    fold_dir = run.fold_dir()
-    if not (fold_dir / checkpoint).is_file():
-        raise FileNotFoundError(f"{fold_dir / checkpoint} not found; train {run.network} fold {run.fold} first")
+    name = nnunet_folder(run.dataset)
+    folder = fold_dir(run, plans, configuration)
+    spec = get_network(run.network)
+    if not (folder / checkpoint).is_file():
+        raise FileNotFoundError(f"{folder / checkpoint} not found; train {run.network} fold {run.fold} first")
     if input_dir is None and str(run.fold) == "all":
         raise ValueError("fold 'all' trains on every case and has no validation cases; pass an input folder")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".predict_input_", dir=output.parent) as tmp:
         if input_dir is None:
-            _link_case_images(require_env("nnUNet_raw") / name, validation_cases(run.dataset_id, int(run.fold)), Path(tmp))
+            _link_case_images(require_env("nnUNet_raw") / name, validation_cases(run.dataset, int(run.fold)), Path(tmp))
             input_dir = Path(tmp)
             if reference_dir is None:
                 reference_dir = require_env("nnUNet_preprocessed") / name / "gt_segmentations"
         cmd = [
-            nnunet_executable("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output), "-d", str(run.dataset_id),
-            "-c", run.config, "-tr", run.spec.trainer_name, "-p", run.plans, "-f", str(run.fold),
+            nnunet_executable("nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output), "-d", str(nnunet_id(name)),
+            "-c", configuration or spec.configuration, "-tr", spec.trainer_name, "-p", plans, "-f", str(run.fold),
             "-chk", checkpoint, "-device", device, "-npp", "1", "-nps", "1",
         ]
         if not tta:
@@ -239,14 +222,14 @@ def predict(
         subprocess.run(cmd, env=nnunet_env(), check=True)
     if not evaluate or reference_dir is None:
         return None
-    return evaluate_folder(run, output, Path(reference_dir))
+    return evaluate_folder(folder.parent, output, Path(reference_dir))
 
 
-def evaluate_folder(run: RunSpec, predictions: Path, reference_dir: Path) -> Path:
-    """nnU-Net's evaluation (Dice, IoU, TP/FP/FN per label) into ``predictions/summary.json``."""
+def evaluate_folder(run_dir: Path, predictions: Path, reference_dir: Path) -> Path:
+    """nnU-Net's evaluation (Dice, IoU, TP/FP/FN per label) into ``predictions/summary.json``, with the
+    ``dataset.json`` and ``plans.json`` of the training output folder ``run_dir``."""
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder2
 
-    run_dir = run.fold_dir().parent
     summary = predictions / "summary.json"
     compute_metrics_on_folder2(
         str(reference_dir), str(predictions), str(run_dir / "dataset.json"), str(run_dir / "plans.json"),

@@ -1,4 +1,4 @@
-"""One complete configuration per workflow run (issue 11, item 1).
+"""One complete configuration per workflow run.
 
 Snakemake merges every config it is given: a ``configfile:`` directive in the Snakefile plus the
 profile's ``configfile`` let demo values fill every key the paper config left out. The workflow
@@ -72,20 +72,12 @@ def select_config(
     return _deep_update(load_config_file(default), current)
 
 
-def training_knob_args(training: Mapping[str, Any]) -> str:
-    """``mednext-repro train`` flags for the config's checkpoint period and speed knobs (``training:``).
+def load_workflow_config(path: str | Path) -> dict[str, Any]:
+    """The config in ``path`` as the workflow sees it: validated against the schema, its defaults filled
+    (for commands that read a config outside Snakemake, e.g. ``gpu-hours``)."""
+    from mednext.config_schema import ConfigValueError, validate_with_defaults
 
-    Values come from the config after schema defaults; YAML's bare ``on``/``off`` (read as booleans)
-    mean the same as the strings.
-    """
-    checkpointing = training.get("gradient_checkpointing", "auto")
-    if isinstance(checkpointing, bool):
-        checkpointing = "on" if checkpointing else "off"
-    args = [
-        f"--checkpoint-minutes {float(training.get('checkpoint_minutes', 30)):g}",
-        f"--gradient-checkpointing {checkpointing}",
-        f"--autocast-dtype {training.get('autocast_dtype', 'float16')}",
-    ]
-    if training.get("channels_last", False):
-        args.append("--channels-last")
-    return " ".join(args)
+    try:
+        return validate_with_defaults(load_config_file(path), str(path))
+    except ConfigValueError as error:
+        raise ConfigSourceError(str(error)) from None

@@ -7,22 +7,13 @@ so adding a network or dataset to the config is the only edit a new run needs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mednext.data.registry import get_dataset, register_dataset
 from mednext.networks import get_network
+from mednext.runs import Run
 from mednext.vocabulary import N_FOLDS
-
-
-@dataclass(frozen=True, order=True)
-class Run:
-    """One training: a network on a dataset's fold (the unit of the ``train`` rule)."""
-
-    dataset: str
-    network: str
-    fold: int
 
 
 class ConfigError(ValueError):
@@ -99,15 +90,9 @@ def ablation_runs(config: Mapping[str, Any]) -> list[Run]:
     return _product(ablations.get("datasets", []), ablations.get("networks", []), config["folds"])
 
 
-def parent_run(run: Run) -> Run | None:
-    """The run whose final checkpoint initialises ``run`` by UpKern (same dataset and fold), if any."""
-    parent = get_network(run.network).init_from
-    return None if parent is None else Run(run.dataset, parent, run.fold)
-
-
 def upkern_parents(config: Mapping[str, Any]) -> frozenset[Run]:
     """The runs another configured run starts from by UpKern (same dataset and fold)."""
-    return frozenset(parent for parent in map(parent_run, all_runs(config)) if parent is not None)
+    return frozenset(parent for parent in (run.parent() for run in all_runs(config)) if parent is not None)
 
 
 def scheduling_priority(run: Run, parents: frozenset[Run]) -> int:
@@ -128,7 +113,7 @@ def all_runs(config: Mapping[str, Any]) -> list[Run]:
         if run in seen:
             continue
         seen.add(run)
-        parent = parent_run(run)
+        parent = run.parent()
         if parent is not None:
             pending.append(parent)
     return sorted(seen)

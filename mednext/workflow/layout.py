@@ -92,11 +92,14 @@ class Layout:
         return f"{self.preprocessed}/{get_dataset(dataset).folder_name}/gt_segmentations"
 
 
+def dataset_of_folder(dataset_folder: str) -> str:
+    """Registry key of the dataset whose nnU-Net folder is ``dataset_folder`` (a wildcard of nnU-Net's paths)."""
+    spec = get_dataset(dataset_folder)
+    if spec.folder_name != dataset_folder:  # get_dataset also accepts keys and ids; a wildcard is a folder
+        raise ValueError(f"{dataset_folder!r} is not the nnU-Net folder of a registered dataset")
+    return spec.key
+
+
 def run_from_checkpoint_wildcards(dataset_folder: str, trainer: str, fold: str | int) -> Run:
     """Invert :meth:`Layout.checkpoint`: the run a ``train`` job's wildcards stand for."""
-    from mednext.data.registry import DATASETS
-
-    matches = [key for key, spec in DATASETS.items() if spec.folder_name == dataset_folder]
-    if not matches:
-        raise ValueError(f"no registered dataset has nnU-Net folder {dataset_folder!r}")
-    return Run(matches[0], network_for_trainer(trainer).name, int(fold))
+    return Run(dataset_of_folder(dataset_folder), network_for_trainer(trainer).name, int(fold))

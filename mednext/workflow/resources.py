@@ -18,13 +18,15 @@ A config's ``resources`` key overrides any of these.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from mednext.ablations import ablation_of_network
 from mednext.networks import get_network
@@ -61,8 +63,9 @@ DEFAULT_RESOURCES: dict[str, Any] = {
 
 @lru_cache(maxsize=1)
 def _mednext_paper_hours() -> dict[str, float]:
-    table = pd.read_csv(REPORTED_CONFIGS)
-    return {f"MedNeXt-{r.variant}_k{r.kernel}": r.secs_per_train_epoch * PAPER_EPOCHS / 3600 for r in table.itertuples()}
+    with REPORTED_CONFIGS.open(newline="") as handle:  # csv, not pandas: this runs at every DAG parse
+        rows = list(csv.DictReader(handle))
+    return {f"MedNeXt-{r['variant']}_k{r['kernel']}": float(r["secs_per_train_epoch"]) * PAPER_EPOCHS / 3600 for r in rows}
 
 
 def merged_resources(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,7 +136,7 @@ def train_mem_mb(network: str, config: Mapping[str, Any]) -> int:
     return int(resources["mem_mb_per_size_class"][get_network(network).size_class])
 
 
-def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> pd.DataFrame:
+def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> "pd.DataFrame":
     """Per network over ``runs``: jobs, hours per training and in total, attempts, Revisited's hours.
 
     ``revisited_a100_h`` is Revisited's measured hours per paper-length training where it timed the
@@ -148,6 +151,8 @@ def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> pd.DataFrame:
         })
         row["jobs"] += 1
         row["gpu_hours"] += row["hours_per_run"]
+    import pandas as pd
+
     columns = ["network", "jobs", "hours_per_run", "gpu_hours", "attempts", "revisited_a100_h"]
     table = pd.DataFrame(list(rows.values()), columns=columns)
     return table.sort_values("gpu_hours", ascending=False, ignore_index=True)

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mednext.ablations import ABLATIONS, get_ablation
-from mednext.data.registry import DATASETS, get_dataset
-from mednext.networks import get_network
+from mednext.data.registry import get_dataset
 from mednext.workflow.grid import Run, ablation_runs, main_runs
 from mednext.workflow.layout import Layout
 
@@ -16,14 +15,6 @@ from mednext.workflow.layout import Layout
 def ablation_targets() -> list[str]:
     """One Snakemake target per ablation of :data:`mednext.ablations.ABLATIONS` (``ablation_<key>``)."""
     return [ablation.target for ablation in ABLATIONS]
-
-
-def dataset_key_of_folder(folder: str) -> str:
-    """Registry key of the dataset whose nnU-Net folder is ``folder`` (e.g. Dataset017_BTCV -> btcv)."""
-    for key, spec in DATASETS.items():
-        if spec.folder_name == folder:
-            return key
-    raise KeyError(f"no registered dataset has nnU-Net folder {folder!r}")
 
 
 def metrics_files(runs: list[Run], layout: Layout) -> list[str]:
@@ -47,10 +38,8 @@ def ablation_metrics(config: Mapping[str, Any], target: str) -> list[str]:
 
 def parent_checkpoints(run: Run, config: Mapping[str, Any]) -> list[str]:
     """The UpKern parent's final checkpoint of ``run`` (empty if it trains from scratch)."""
-    parent = get_network(run.network).init_from
-    if parent is None:
-        return []
-    return [Layout.from_config(config).checkpoint(Run(run.dataset, parent, run.fold))]
+    parent = run.parent()
+    return [] if parent is None else [Layout.from_config(config).checkpoint(parent)]
 
 
 def evaluation_region_args(dataset: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 The synthetic dataset is planned once (1 mm, nnU-Net's own planner via mednext.nnunet.planning)
 and preprocessed for 3d_fullres and 2d; each test then trains its baseline's generated trainer
-(``nnUNetTrainer_<name>``, registered through baselines.registry.register_networks) for one
+(``nnUNetTrainer_<name>``, registered from baselines.registry.BASELINES) for one
 epoch of one iteration and one validation batch, with the configuration's patch set to the
 network's smallest legal patch (TransBTS: 128^3, the only size it has; marked slow).
 """
@@ -22,6 +22,7 @@ import torch
 import baselines
 from mednext.data.synthetic import write_synthetic_dataset
 from mednext.nnunet.checkpoints import network_weights
+from mednext.nnunet.job_settings import TrainingJob, TrainingSettings
 from mednext.nnunet.planning import plan_and_preprocess
 from mednext.nnunet.trainer_classes import trainer_for_network
 from mednext.nnunet.trainers import NoDeepSupervisionTrainer
@@ -32,10 +33,8 @@ FAST_ENV = {
     "nnUNet_def_n_proc": "1",
     "nnUNet_n_proc_DA": "0",
     "nnUNet_compile": "0",
-    "MEDNEXT_EPOCHS": "1",
-    "MEDNEXT_ITERS": "1",
-    "MEDNEXT_VAL_ITERS": "1",
-    "MEDNEXT_SAVE_EVERY": "1",
+    # one epoch of one iteration and one validation batch, as `mednext-repro train` would hand it over
+    **TrainingJob(TrainingSettings.paper().replace(epochs=1, iterations_per_epoch=1, val_iterations=1, save_every=1)).to_env(),
 }
 
 
@@ -49,8 +48,6 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, d
             mp.setenv(var, str(root / var))
         for var, value in FAST_ENV.items():
             mp.setenv(var, value)
-        mp.delenv("MEDNEXT_LR_OVERRIDES", raising=False)
-        mp.delenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", raising=False)
         raw = write_synthetic_dataset(root / "nnUNet_raw", dataset_id=DATASET_ID, n_cases=2, shape=(12, 40, 40))
         plans_file = plan_and_preprocess(
             DATASET_ID, plans_name=PLANS, patch_size_3d=(32, 32, 32), patch_size_2d=(32, 32),

@@ -1,4 +1,4 @@
-"""Issue 14: ``baselines`` is an optional network plugin, and a foreign ``baselines`` must not stand in for it.
+"""``baselines`` is an optional package of networks, and a foreign ``baselines`` must not stand in for it.
 
 Each case runs in a fresh interpreter outside the repository (so the checkout is not on sys.path by
 way of the working directory): once with the package hidden by a ``sys.meta_path`` blocker, once with
@@ -69,9 +69,9 @@ def test_a_foreign_baselines_package_fails_loudly(tmp_path: Path) -> None:
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: ") and str(foreign / "__init__.py") in last
-    assert "is not the one 'baselines.registry' belongs to" in last and "same name installed" in last
+    assert "package 'baselines' is not this project's" in last and "same name installed" in last
 
     cli = _run(f"from mednext.cli import entry; entry({BAD_EVALUATE!r})", tmp_path, pythonpath=tmp_path / "site")
     assert cli.returncode != 0
     last = cli.stderr.strip().splitlines()[-1]
-    assert str(foreign / "__init__.py") in last and "defines no 'PatchSizeError'" in last
+    assert str(foreign / "__init__.py") in last and "it has no PatchSizeError" in last

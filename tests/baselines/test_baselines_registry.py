@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import baselines
 from mednext.networks import get_network, list_networks
 from mednext.nnunet.trainer_classes import trainer_for_network
 from mednext.nnunet.trainers import NoDeepSupervisionTrainer
+
+REPO = Path(__file__).resolve().parents[2]
 
 # paper name -> (lr, optimiser, nnU-Net configuration) read from the official trainers
 # nnUNet_variants/baselines/nnUNetTrainerV2_<name>.py (all subclass nnUNetTrainerV2_noDeepSupervision)
@@ -42,9 +48,20 @@ def test_registry_entry_as_the_official_trainer(name: str) -> None:
     assert all(p % entry.input_divisor == 0 for p in entry.smallest_patch_size)
 
 
-def test_register_networks_is_idempotent() -> None:
-    from baselines.registry import register_networks
-
-    before = {n: get_network(n) for n in OFFICIAL}
-    register_networks()
-    assert {n: get_network(n) for n in OFFICIAL} == before
+@pytest.mark.parametrize(("name", "module"), [("UNETR", "unetr"), ("TransUNet", "transunet"), ("TransBTS", "transbts"),
+                                            ("nnFormer", "nnformer"), ("SwinUNETR", "swin_unetr"), ("3D-UX-Net", "uxnet3d")])
+def test_a_baseline_module_is_imported_only_when_its_network_is_built(name: str, module: str) -> None:
+    """Looking a baseline up (every DAG parse) imports neither its module nor MONAI; building it does."""
+    script = f"""
+import sys
+from mednext.networks import get_network, list_networks
+spec = get_network({name!r})
+assert {name!r} in list_networks(["baseline"])
+assert "baselines.{module}" not in sys.modules and "monai" not in sys.modules, sorted(m for m in sys.modules if "monai" in m)[:3]
+from baselines import {module}
+assert {module}.NAME == {name!r}, {module}.NAME  # the registry's name is the module's own
+assert spec.check_patch_size(spec.smallest_patch_size) == tuple(spec.smallest_patch_size)
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -31,8 +31,7 @@ def set_nnunet_env(mp: pytest.MonkeyPatch, root: Path) -> dict[str, Path]:
         mp.setenv(name, str(path))
     for key, value in FAST_ENV.items():
         mp.setenv(key, value)
-    for key in ("nnUNet_extTrainer", "MEDNEXT_EPOCHS", "MEDNEXT_ITERS", "MEDNEXT_VAL_ITERS", "MEDNEXT_SAVE_EVERY",
-                "MEDNEXT_LR_OVERRIDES", "MEDNEXT_SAVE_INITIAL_WEIGHTS"):
+    for key in ("nnUNet_extTrainer", "MEDNEXT_TRAINING_JOB"):
         mp.delenv(key, raising=False)
     return dirs
 

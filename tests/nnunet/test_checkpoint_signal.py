@@ -1,4 +1,4 @@
-"""SIGTERM saves checkpoint_latest and a rerun resumes there (issue 11, items 2 and 3), without SLURM.
+"""SIGTERM saves checkpoint_latest and a rerun resumes there, without SLURM.
 
 The signal goes to ``mednext-repro train`` only (as a scheduler signals the job's command), which must
 pass it on to ``nnUNetv2_train``. ``save_every`` is larger than the run, so the only checkpoint is the
@@ -19,7 +19,8 @@ from _nnunet_support import DATASET_ID, set_nnunet_env, write_small_dataset
 
 from mednext.cli import main
 from mednext.nnunet.checkpoints import PREVIOUS_LATEST, load_nnunet_checkpoint
-from mednext.nnunet.runner import RunSpec
+from mednext.nnunet.runner import fold_dir as nnunet_fold_dir
+from mednext.runs import Run
 
 pytestmark = pytest.mark.slow  # two short nnU-Net trainings on the CPU
 
@@ -38,9 +39,9 @@ def test_sigterm_saves_mid_run_and_the_rerun_resumes_at_that_epoch(tmp_path: Pat
     assert main(["plan", "--dataset", str(DATASET_ID), "--plans-name", PLANS, "--patch-size", "32", "16", "16",
                  "--patch-size-2d", "16", "16", "--configurations", "3d_fullres", "--num-processes", "1"]) == 0
     argv = ["train", "--dataset", str(DATASET_ID), "--network", NETWORK, "--fold", "0", "--plans-name", PLANS,
-            "--device", "cpu", "--epochs", str(EPOCHS), "--iters", "3", "--val-iters", "1", "--save-every", "1000",
-            "--no-tta-mirroring"]
-    fold_dir = RunSpec(DATASET_ID, NETWORK, 0, PLANS).fold_dir()
+            "--device", "cpu", "--set", f"epochs={EPOCHS}", "--set", "iterations_per_epoch=3", "--set", "val_iterations=1",
+            "--set", "save_every=1000", "--set", "tta_mirroring=false"]
+    fold_dir = nnunet_fold_dir(Run(str(DATASET_ID), NETWORK, 0), PLANS)
     process = subprocess.Popen([sys.executable, "-m", "mednext", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300

@@ -27,9 +27,10 @@ from mednext.cli import main
 from mednext.data.synthetic import SYNTHETIC_LABELS
 from mednext.networks import get_network
 from mednext.nnunet.checkpoints import load_nnunet_checkpoint, network_weights
-from mednext.nnunet.paths import dataset_name
-from mednext.nnunet.runner import RunSpec, validation_cases
-from mednext.nnunet.trainers import INITIAL_WEIGHTS_FILE, UPKERN_REPORT_FILE
+from mednext.nnunet.checkpoints import INITIAL_WEIGHTS_FILE, UPKERN_REPORT_FILE
+from mednext.nnunet.paths import nnunet_folder
+from mednext.nnunet.runner import fold_dir, validation_cases
+from mednext.runs import Run
 from mednext.upkern import upkern_state_dict
 
 pytestmark = pytest.mark.slow  # ~4 min on 2 cores: 5 nnU-Net processes, each validating on CPU
@@ -42,16 +43,22 @@ K5_EPOCHS = 3
 
 
 def _fold_dir(network: str, fold: int = 0) -> Path:
-    return RunSpec(DATASET_ID, network, fold, PLANS).fold_dir()
+    return fold_dir(Run(str(DATASET_ID), network, fold), PLANS)
+
+
+def settings(**values: object) -> list[str]:
+    """``--set KEY=VALUE`` arguments of the train command."""
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
 
 
 def _train_argv(network: str, fold: int, schedule: list[str]) -> list[str]:
+    """A CPU training that also saves its initial weights (the UpKern checks compare them)."""
     return ["train", "--dataset", str(DATASET_ID), "--network", network, "--fold", str(fold),
-            "--plans-name", PLANS, "--device", "cpu", *schedule]
+            "--plans-name", PLANS, "--device", "cpu", *settings(save_initial_weights="true"), *schedule]
 
 
 def _train(network: str, fold: int = 0, *options: str) -> None:
-    assert main(_train_argv(network, fold, ["--epochs", "1", "--iters", "2", "--val-iters", "1", *options])) == 0
+    assert main(_train_argv(network, fold, [*settings(epochs=1, iterations_per_epoch=2, val_iterations=1), *options])) == 0
 
 
 def _epochs_in_log(log: Path) -> list[int]:
@@ -71,7 +78,6 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
         write_small_dataset(dirs["nnUNet_raw"], shape=(12, 20, 20))
         assert main(["plan", "--dataset", str(DATASET_ID), "--plans-name", PLANS, "--patch-size", *PATCH,
                      "--patch-size-2d", "16", "16", "--configurations", "3d_fullres", "--num-processes", "1"]) == 0
-        mp.setenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", "1")
         _train("MedNeXt-S_k3")
         yield dirs
 
@@ -81,7 +87,6 @@ def env(prepared: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str,
     """The module's nnU-Net folders in this test's environment."""
     for name, path in prepared.items():
         monkeypatch.setenv(name, str(path))
-    monkeypatch.setenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", "1")
     return prepared
 
 
@@ -91,9 +96,8 @@ def k5_interrupted(prepared: dict[str, Path]) -> dict[str, object]:
     with pytest.MonkeyPatch.context() as mp:
         for name, path in prepared.items():
             mp.setenv(name, str(path))
-        mp.setenv("MEDNEXT_SAVE_INITIAL_WEIGHTS", "1")
         fold_dir = _fold_dir("MedNeXt-S_k5")
-        schedule = ["--epochs", str(K5_EPOCHS), "--iters", "1", "--val-iters", "1", "--save-every", "1"]
+        schedule = settings(epochs=K5_EPOCHS, iterations_per_epoch=1, val_iterations=1, save_every=1)
         argv = _train_argv("MedNeXt-S_k5", 0, schedule)
         proc = subprocess.Popen([sys.executable, "-m", "mednext", *argv], start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -191,7 +195,7 @@ def test_nnunet_default_train_and_validate(env: dict[str, Path]) -> None:
     (The stock ``nnUNetv2_predict`` path of the CLI is covered with MedNeXt above.) Trained with the
     demo's CPU options: one worker process, validation without mirroring.
     """
-    _train("nnUNet", 0, "--workers", "1", "--no-tta-mirroring")
+    _train("nnUNet", 0, "--workers", "1", *settings(tta_mirroring="false"))
     fold_dir = _fold_dir("nnUNet")
     checkpoint = load_nnunet_checkpoint(fold_dir / "checkpoint_final.pth")
     assert checkpoint["trainer_name"] == "nnUNetTrainer_nnUNet"
@@ -231,10 +235,10 @@ def test_two_fold_mednext_ensemble_predicts_every_input_image(env: dict[str, Pat
     """Issue 14: ``predict-ensemble`` runs stock nnU-Net, which must find the MedNeXt trainer class by
     name although this process has no ``nnUNet_extTrainer``; folds 0 and 2 of MedNeXt-S k3 (fold 1
     stays untrained for the UpKern-parent test)."""
-    raw = env["nnUNet_raw"] / dataset_name(DATASET_ID)
+    raw = env["nnUNet_raw"] / nnunet_folder(DATASET_ID)
     assert main(["train", "--dataset", raw.name, "--network", "MedNeXt-S_k3", "--fold", "2", "--plans-name", PLANS,
-                 "--device", "cpu", "--epochs", "1", "--iters", "1", "--val-iters", "1", "--workers", "1",
-                 "--no-tta-mirroring"]) == 0  # the dataset by folder name (the fixture used its id)
+                 "--device", "cpu", *settings(epochs=1, iterations_per_epoch=1, val_iterations=1, tta_mirroring="false"),
+                 "--workers", "1"]) == 0  # the dataset by folder name (the fixture used its id)
     images = sorted((raw / "imagesTr").glob("*_0000.nii.gz"))[:2]
     inputs = tmp_path / "test_images"
     inputs.mkdir()

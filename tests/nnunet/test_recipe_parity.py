@@ -25,6 +25,7 @@ from _standins import plan_standin
 from mednext.cli import main
 from mednext.data.registry import get_dataset
 from mednext.networks import get_network
+from mednext.nnunet.job_settings import TrainingJob, TrainingSettings
 from mednext.nnunet.recipe import RECIPE_ITEMS, recipe_for_plans, trainer_for_plans
 from mednext.nnunet.recipe_parity import compare_card, load_deviations, load_official
 from mednext.nnunet.recipe_probes import inference_averaging, mixed_precision, nearest_downsampling
@@ -163,16 +164,15 @@ def test_a_changed_augmentation_is_read_from_the_pipeline_and_fails(
         "MedNeXt-S_k3: aug_rotation_p = 0.5, official 0.2 (NOT listed in deviations.csv)"]
 
 
-def test_mixed_precision_is_read_from_the_train_step(plans_file: Path, official: object, deviations: object,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mixed_precision_is_read_from_the_train_step(plans_file: Path, official: object, deviations: object) -> None:
     """nnU-Net's own train_step: autocast and grad scaler on CUDA, neither on the CPU; bf16 drops the
     scaler, which the parity check reports as an unlisted difference."""
     assert mixed_precision(trainer_for_plans(plans_file, "MedNeXt-S_k3", device="cuda")) == {
         "amp": True, "amp_autocast_device": "cuda", "amp_grad_scaler": True}
     assert mixed_precision(trainer_for_plans(plans_file, "MedNeXt-S_k3", device="cpu")) == {
         "amp": False, "amp_autocast_device": None, "amp_grad_scaler": False}
-    monkeypatch.setenv("MEDNEXT_AUTOCAST_DTYPE", "bfloat16")
-    card = full_card(plans_file, "MedNeXt-S_k3", device="cuda")
+    bf16 = TrainingJob(TrainingSettings.paper().replace(autocast_dtype="bfloat16"), "kits19")
+    card = full_card(plans_file, "MedNeXt-S_k3", device="cuda", job=bf16)
     assert unlisted(card, official, deviations, "kits19") == [
         "MedNeXt-S_k3: amp_dtype = 'bfloat16', official 'float16' (NOT listed in deviations.csv)",
         "MedNeXt-S_k3: amp_grad_scaler = False, official True (NOT listed in deviations.csv)"]
@@ -236,8 +236,10 @@ def test_evaluation_items_are_read_from_the_evaluation(monkeypatch: pytest.Monke
 
 def test_compile_follows_the_switch_on_cuda_only(plans_file: Path) -> None:
     """nnU-Net's own _do_i_compile decides: on with the switch on CUDA, never on the CPU."""
-    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cuda", compile_network=True)["compile"] is True
-    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cpu", compile_network=True)["compile"] is False
+    job = TrainingJob(TrainingSettings.paper().replace(compile=True), "kits19")
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cuda", job=job)["compile"] is True
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cpu", job=job)["compile"] is False
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k3", device="cuda")["compile"] is False  # the official protocol
 
 
 def test_recipe_command_json_and_text(plans_file: Path, cards: dict[tuple[str, str], dict],
@@ -251,13 +253,15 @@ def test_recipe_command_json_and_text(plans_file: Path, cards: dict[tuple[str, s
         main(["recipe", "--plans", str(plans_file), "--network", "nope"])
 
 
-def test_switching_baseline_lr_shows_on_the_card(plans_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_switching_baseline_lr_shows_on_the_card(plans_file: Path) -> None:
     """DEVIATIONS.md 'Baseline learning rates': one override for every dataset, visible on the card."""
     assert recipe_for_plans(plans_file, "SwinUNETR")["lr"] == 1e-4  # the official 128³ trainer
-    monkeypatch.setenv("MEDNEXT_LR_OVERRIDES", '{"kits19/k5": 1e-4, "/SwinUNETR": 5e-4}')
-    assert recipe_for_plans(plans_file, "SwinUNETR")["lr"] == 5e-4
-    assert recipe_for_plans(plans_file, "3D-UX-Net")["lr"] == 5e-4  # unchanged: its official value
-    assert recipe_for_plans(plans_file, "MedNeXt-S_k5")["lr"] == 1e-4
+    job = TrainingJob(TrainingSettings.paper().replace(lr_overrides={"*/SwinUNETR": 5e-4}), "kits19")
+    assert recipe_for_plans(plans_file, "SwinUNETR", job=job)["lr"] == 5e-4
+    assert recipe_for_plans(plans_file, "3D-UX-Net", job=job)["lr"] == 5e-4  # unchanged: its official value
+    assert recipe_for_plans(plans_file, "MedNeXt-S_k5", job=job)["lr"] == 1e-4  # KiTS19 kernel 5 (§3.1)
+    assert main(["recipe", "--plans", str(plans_file), "--network", "SwinUNETR", "--json",
+                 "--set", 'lr_overrides={"*/SwinUNETR": 0.0005}']) == 0
 
 
 @pytest.mark.parametrize(

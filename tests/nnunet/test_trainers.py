@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ import mednext.nnunet.trainer_classes as trainer_classes
 from mednext.networks import NetworkSpec, get_network, lr_for, register_network
 from mednext.nnunet.paths import ext_trainer_dir
 from mednext.nnunet.runner import TrainAction, decide_action
-from mednext.nnunet.trainers import DeepSupervisedTrainer, NoDeepSupervisionTrainer, ReproTrainer, Schedule
+from mednext.nnunet.trainers import DeepSupervisedTrainer, NoDeepSupervisionTrainer, ReproTrainer
+from mednext.nnunet.job_settings import TrainingJob, TrainingSettings, schema_keys
+from mednext.config_schema import ConfigValueError
 
 #: The paper grid (§3.1, Tables 1-2): registry name -> nnU-Net trainer class name.
 PAPER_TRAINERS = {
@@ -76,20 +79,28 @@ def test_paper_hyper_parameters_in_registry() -> None:
     assert set(k5) == set(residual) and k5["enc_block_0.0.conv1.weight"].shape[2:] == (5, 5, 5)
 
 
-def test_kits19_kernel5_learning_rate_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MEDNEXT_LR_OVERRIDES", raising=False)
+def test_kits19_kernel5_learning_rate_override() -> None:
+    """§3.1: every MedNeXt at 1e-3 except kernel 5 on KiTS19 (1e-4: the official ``_kernel5_lr_1e_4`` trainers)."""
     k5, k3 = get_network("MedNeXt-L_k5"), get_network("MedNeXt-L_k3")
-    assert lr_for(k5, "Dataset040_KiTS19") == 1e-4
-    assert lr_for(get_network("MedNeXt-B_k5_scratch"), "Dataset040_KiTS19") == 1e-4
-    assert lr_for(k3, "Dataset040_KiTS19") == 1e-3
-    assert lr_for(k5, "Dataset017_BTCV") == 1e-3
-    assert lr_for(get_network("nnUNet"), "Dataset040_KiTS19") == 1e-2
-    monkeypatch.setenv("MEDNEXT_LR_OVERRIDES", '{"btcv/k5": 0.00025}')
-    assert lr_for(k5, "Dataset017_BTCV") == 2.5e-4
-    assert lr_for(k5, "Dataset040_KiTS19") == 1e-3  # the variable replaces the built-in mapping
-    monkeypatch.setenv("MEDNEXT_LR_OVERRIDES", "kits19=1e-4")
-    with pytest.raises(ValueError, match="MEDNEXT_LR_OVERRIDES"):
-        lr_for(k5, "Dataset040_KiTS19")
+    assert lr_for(k5, "kits19") == 1e-4
+    assert lr_for(get_network("MedNeXt-B_k5_scratch"), "kits19") == 1e-4
+    assert lr_for(k3, "kits19") == 1e-3
+    assert lr_for(k5, "btcv") == 1e-3
+    assert lr_for(get_network("nnUNet"), "kits19") == 1e-2
+    # the config's training.lr_overrides add to (and may replace) the registry's
+    assert lr_for(k5, "btcv", {"btcv/k5": 2.5e-4}) == 2.5e-4
+    assert lr_for(k5, "kits19", {"kits19/k5": 5e-4}) == 5e-4
+    assert lr_for(k5, "kits19", {"btcv/k5": 2.5e-4}) == 1e-4
+    with pytest.raises(ValueError, match="conflicting learning-rate overrides"):
+        lr_for(k5, "kits19", {"kits19/L": 3e-4})
+
+
+def test_a_dataset_whose_name_contains_kits19_is_not_kits19() -> None:
+    """Overrides are looked up by registry key: a user's own dataset named after KiTS19 keeps the MedNeXt rate."""
+    k5 = get_network("MedNeXt-S_k5")
+    for own in ("kits19_private", "my_kits19", "kits19x"):
+        assert lr_for(k5, own) == 1e-3, own
+    assert lr_for(k5, None) == 1e-3  # a dataset the registry does not know
 
 
 class _TinyNet(nn.Module):
@@ -130,15 +141,52 @@ def test_register_network_hook_for_baselines(monkeypatch: pytest.MonkeyPatch) ->
         get_network("Orphan")
 
 
-def test_schedule_from_environment() -> None:
-    assert Schedule.from_env({}) == Schedule(1000, 250, 50, 50)  # §3.1 / nnU-Net defaults
-    env = {"MEDNEXT_EPOCHS": "3", "MEDNEXT_ITERS": "2", "MEDNEXT_VAL_ITERS": "1", "MEDNEXT_SAVE_EVERY": "1"}
-    assert Schedule.from_env(env) == Schedule(3, 2, 1, 1)
-    assert Schedule.from_env(Schedule(7, 6, 5, 4).to_env()) == Schedule(7, 6, 5, 4)
-    with pytest.raises(ValueError, match="MEDNEXT_ITERS"):
-        Schedule.from_env({"MEDNEXT_ITERS": "0"})
-    with pytest.raises(ValueError, match="MEDNEXT_EPOCHS"):
-        Schedule.from_env({"MEDNEXT_EPOCHS": "ten"})
+def test_training_settings_defaults_are_the_papers_and_one_value_carries_them() -> None:
+    """§3.1 / nnU-Net: 1000 epochs x 250 iterations, 50 validation batches, checkpoint every 50 epochs;
+    the official protocol's knobs (fp16 AMP, no compile, the network's own gradient checkpointing)."""
+    paper = TrainingSettings.paper()
+    assert (paper.epochs, paper.iterations_per_epoch, paper.val_iterations, paper.save_every) == (1000, 250, 50, 50)
+    assert paper.tta_mirroring and not paper.compile and paper.autocast_dtype == "float16"
+    assert paper.forced_gradient_checkpointing is None and paper.checkpoint_minutes == 30
+    assert set(schema_keys()) == {f.name for f in dataclasses.fields(TrainingSettings)}
+    job = TrainingJob(paper.replace(epochs=3, gradient_checkpointing=False), "kits19", 2)
+    assert job.settings.gradient_checkpointing == "off"  # YAML's bare off
+    assert TrainingJob.from_env(job.to_env()) == job
+    assert TrainingJob.from_env({}) is None
+    with pytest.raises(ConfigValueError, match="iterations_per_epoch"):
+        paper.replace(iterations_per_epoch=0)
+    with pytest.raises(ConfigValueError, match="epochs"):
+        paper.replace(epochs="ten")
+    with pytest.raises(ConfigValueError, match="learning_rate"):
+        TrainingSettings.from_config({"learning_rate": 1e-3})
+
+
+def _plans_file(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Plans (no preprocessing) of a small synthetic CT under ``root``, with the paper's 1 mm planner."""
+    from _nnunet_support import DATASET_ID, set_nnunet_env, write_small_dataset
+
+    from mednext.nnunet.planning import plan_and_preprocess
+
+    dirs = set_nnunet_env(monkeypatch, root)
+    write_small_dataset(dirs["nnUNet_raw"])
+    return plan_and_preprocess(DATASET_ID, plans_name="nnUNetPlans_jobtest", patch_size_3d=(32, 32, 32),
+                               configurations=("3d_fullres",), preprocess=False, num_processes=1)
+
+
+def test_the_trainer_reads_its_job_from_the_one_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trainer built under ``$MEDNEXT_TRAINING_JOB`` takes schedule, lr (by dataset key) and knobs from it."""
+    from mednext.nnunet.recipe import trainer_for_plans
+
+    plans = _plans_file(tmp_path, monkeypatch)
+    settings = TrainingSettings.paper().replace(epochs=7, iterations_per_epoch=3, val_iterations=2, save_every=5,
+                                               lr_overrides={"kits19/k5": 5e-4}, tta_mirroring=False)
+    trainer = trainer_for_plans(plans, "MedNeXt-S_k5", job=TrainingJob(settings, "kits19"))
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (7, 3, 2)
+    assert trainer.save_every == 5 and trainer.initial_lr == 5e-4
+    trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    assert trainer.inference_allowed_mirroring_axes is None
+    own = trainer_for_plans(plans, "MedNeXt-S_k5", job=TrainingJob(settings, "kits19_private"))
+    assert own.initial_lr == 1e-3
 
 
 def test_rerun_decision_from_fold_folder(tmp_path: Path) -> None:
@@ -171,7 +219,7 @@ def test_every_trainer_of_the_paper_config_resolves_baselines_included(monkeypat
 
 
 def test_progress_png_on_the_cpu_is_redrawn_after_the_first_and_last_epoch_and_every_30_s() -> None:
-    from mednext.nnunet.trainers import progress_plot_due
+    from mednext.nnunet.resumable import progress_plot_due
 
     def drawn(epoch_seconds: float, epochs: int) -> list[int]:
         last, epochs_drawn = -float("inf"), []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from mednext.workflow import resources as res
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_config_file, load_workflow_config
 from mednext.workflow.layout import run_from_checkpoint_wildcards
 from tests.workflow.conftest import REPO, job_counts, run_snakemake
 
@@ -102,7 +103,7 @@ def test_gpu_hours_command_sums_the_grid() -> None:
 def test_profile_retries_let_mednext_l_k5_finish() -> None:
     """Issue 11, item 4: attempts x the per-attempt runtime cover Revisited's 233 A100 hours for L k5."""
     profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
-    config = load_config_file(REPO / "config" / "paper.yaml")
+    config = load_workflow_config(REPO / "config" / "paper.yaml")
     per_attempt_h = res.train_runtime_minutes("MedNeXt-L_k5", config, attempt=1) / 60
     assert per_attempt_h == 72  # capped at the partition limit
     assert res.train_runtime_minutes("MedNeXt-L_k5", config, attempt=3) / 60 == 72  # resumes: no growth needed
@@ -116,7 +117,7 @@ def test_profile_retries_let_mednext_l_k5_finish() -> None:
 
 
 def test_demo_runtime_policy_is_unchanged() -> None:
-    config = load_config_file(REPO / "config" / "demo.yaml")
+    config = load_workflow_config(REPO / "config" / "demo.yaml")
     assert [res.train_runtime_minutes("MedNeXt-S_k3", config, attempt=a) for a in (1, 2)] == [30, 60]
 
 
@@ -171,11 +172,11 @@ def _expected(rule: str, wildcards: dict[str, str], config: dict, profile_defaul
 def test_every_jobs_resources_come_from_its_own_config(run: str, paper_dry_run: str) -> None:
     """Issue 11, item 1: no demo value in the paper run, no paper value in the demo, rule by rule."""
     if run == "paper":
-        output, config = paper_dry_run, load_config_file(REPO / "config" / "paper.yaml")
+        output, config = paper_dry_run, load_workflow_config(REPO / "config" / "paper.yaml")
         profile_defaults = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())["default-resources"]
     else:  # make demo: no --configfile at all
         output = run_snakemake("all_tables", "-n", "--forceall", "--cores", "2").stdout
-        config, profile_defaults = load_config_file(REPO / "config" / "demo.yaml"), {}
+        config, profile_defaults = load_workflow_config(REPO / "config" / "demo.yaml"), {}
     jobs = _job_resources(output)
     assert sum(rule == "train" for rule, _, _ in jobs) == (330 if run == "paper" else 8)
     for rule, wildcards, resources in jobs:
@@ -199,23 +200,28 @@ def test_two_config_files_are_refused(tmp_path) -> None:
 
 
 def test_missing_optional_training_keys_get_schema_defaults_not_demo_values(tmp_path) -> None:
-    """A paper config without the speed knobs gets the schema's official defaults on the train command line."""
-    config = load_config_file(REPO / "config" / "paper.yaml")
-    for key in ("checkpoint_minutes", "gradient_checkpointing", "autocast_dtype", "channels_last"):
-        config["training"].pop(key, None)
+    """A paper config without a training section gets the official protocol on the train command line:
+    §3.1's 1000 x 250 schedule and the official speed knobs, never the demo file's values."""
+    config = load_workflow_config(REPO / "config" / "paper.yaml")
+    config["training"] = {}
     config.update(datasets=["btcv"], networks=["MedNeXt-L_k3"], folds=[0], ablations={})
     path = tmp_path / "paper_min.yaml"
     path.write_text(yaml.safe_dump(config))
     out = run_snakemake("all_tables", "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(path)).stdout
     command = next(line for line in out.splitlines() if " train --dataset " in line)
-    assert "--epochs 1000 --iters 250" in command
-    assert "--checkpoint-minutes 30 --gradient-checkpointing auto --autocast-dtype float16" in command
-    assert "--channels-last" not in command
+    words = shlex.split(command.split("Shell command: ", 1)[-1])
+    job = json.loads(words[words.index("--job") + 1])
+    assert job["dataset"] == "btcv"
+    settings = job["settings"]
+    assert (settings["epochs"], settings["iterations_per_epoch"], settings["val_iterations"]) == (1000, 250, 50)
+    assert settings["tta_mirroring"] is True and settings["compile"] is False
+    assert (settings["checkpoint_minutes"], settings["gradient_checkpointing"], settings["autocast_dtype"]) == (30, "auto", "float16")
+    assert settings["channels_last"] is False
 
 
 def test_jobs_get_nnunet_folders_and_config_hashes_on_their_command_line(tmp_path) -> None:
     """No os.environ hand-over at parse time: each command names the config's folders itself (issue 14)."""
-    config = load_config_file(REPO / "config" / "demo.yaml")
+    config = load_workflow_config(REPO / "config" / "demo.yaml")
     config["paths"] = {key: str(tmp_path / "my runs" / key) for key in config["paths"]}
     path = tmp_path / "demo copy.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -240,7 +246,7 @@ def test_upkern_parents_are_scheduled_first() -> None:
     from mednext.networks import get_network
     from mednext.workflow.grid import all_runs, scheduling_priority, upkern_parents
 
-    config = load_config_file(REPO / "config" / "paper.yaml")
+    config = load_workflow_config(REPO / "config" / "paper.yaml")
     runs = all_runs(config)
     parents = {(r.dataset, get_network(r.network).init_from, r.fold) for r in runs if get_network(r.network).init_from}
     assert {("btcv", "MedNeXt-B_k3", 0), ("kits19", "MedNeXt-L_k3", 4)} <= parents

@@ -122,7 +122,7 @@ def test_deleting_one_folds_metrics_reruns_only_its_downstream(demo_dir: Path) -
     before = pd.read_csv(metrics)
     metrics.unlink()
     counts = job_counts(_local("all_tables", "-n", workdir=demo_dir).stdout)
-    assert counts == {"evaluate": 1, "summarize": 1, "provenance_table": 1, "results_tables": 1, "demo_figures": 1,
+    assert counts == {"evaluate": 1, "summarize": 1, "provenance_table": 1, "results_tables": 1, "figures": 1,
                       "all_tables": 1, "total": 6}
     _local("all_tables", workdir=demo_dir)
     pd.testing.assert_frame_equal(pd.read_csv(metrics), before)

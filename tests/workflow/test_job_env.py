@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mednext.workflow.config_source import load_config_file
+from mednext.workflow.config_source import load_workflow_config
 from mednext.workflow.job_env import env_prefix, job_env
 from tests.workflow.conftest import REPO
 
@@ -24,6 +24,6 @@ def test_prefix_survives_the_shell_with_spaces_and_quotes(tmp_path) -> None:
 
 
 def test_job_env_names_the_configs_absolute_nnunet_folders() -> None:
-    env = job_env(load_config_file(REPO / "config" / "demo.yaml"), REPO / "config" / "demo.yaml")
+    env = job_env(load_workflow_config(REPO / "config" / "demo.yaml"), REPO / "config" / "demo.yaml")
     assert env["nnUNet_results"] == str(REPO / "demo" / "nnUNet" / "nnUNet_results")  # config/demo.yaml paths.nnunet
     assert {"nnUNet_raw", "nnUNet_preprocessed", "MEDNEXT_CONFIG_SHA256", "MEDNEXT_CONFIG_FILE_SHA256"} <= set(env)

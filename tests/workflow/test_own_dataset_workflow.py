@@ -1,4 +1,4 @@
-"""Bring your own dataset (issue 14): an nnU-Net v2 raw folder outside the repository, named only in a
+"""Bring your own dataset: an nnU-Net v2 raw folder outside the repository, named only in a
 config file, runs through the real Snakemake DAG to a row of results_other_datasets; a bad folder
 stops the dry run with one line naming the offending file."""
 
@@ -111,3 +111,29 @@ def test_bad_own_folder_stops_the_dry_run_naming_the_file(tmp_path: Path, corrup
     lines = [line for line in output.splitlines() if problem in line]
     assert len(lines) == 1 and str(bad_file) in lines[0], output[-2000:]
     assert not (tmp_path / "run" / "nnunet" / "nnUNet_raw").exists()
+
+
+def test_an_own_dataset_named_after_kits19_keeps_the_mednext_learning_rate(tmp_path: Path) -> None:
+    """§3.1's lower kernel-5 rate belongs to KiTS19 only: an own dataset whose name and nnU-Net folder contain
+    'kits19' trains kernel 5 at 1e-3. The train job carries the dataset's registry key, and the trainer looks
+    the override up by that key, not by a substring of the folder name."""
+    import shlex
+
+    from mednext.networks import get_network, lr_for
+
+    folder = write_synthetic_dataset(tmp_path / "elsewhere", dataset_id=502, name="KiTS19Private", n_cases=5,
+                                     shape=(12, 32, 32))
+    config = yaml.safe_load(own_config(tmp_path, folder).read_text())
+    config["datasets"][0]["name"] = "kits19_private"
+    config["networks"] = ["MedNeXt-S_k5"]  # with its UpKern parent MedNeXt-S_k3
+    path = tmp_path / "kits_named.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = run_snakemake("all_tables", "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(path)).stdout
+    commands = [shlex.split(line.split("Shell command: ", 1)[-1]) for line in out.splitlines() if " train --dataset " in line]
+    jobs = {words[words.index("--network") + 1]: json.loads(words[words.index("--job") + 1]) for words in commands}
+    assert set(jobs) == {"MedNeXt-S_k3", "MedNeXt-S_k5"}
+    assert {words[words.index("--dataset") + 1] for words in commands} == {"Dataset502_KiTS19Private"}
+    k5 = jobs["MedNeXt-S_k5"]
+    assert k5["dataset"] == "kits19_private"
+    assert lr_for(get_network("MedNeXt-S_k5"), k5["dataset"], k5["settings"]["lr_overrides"]) == 1e-3
+    assert lr_for(get_network("MedNeXt-S_k5"), "kits19", k5["settings"]["lr_overrides"]) == 1e-4  # the real KiTS19

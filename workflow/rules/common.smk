@@ -6,18 +6,20 @@ from snakemake.utils import validate
 
 from mednext.workflow import targets
 from mednext.workflow.grid import Run, all_runs, check_config, configurations_for, scheduling_priority, upkern_parents
-from mednext.workflow.layout import Layout, run_from_checkpoint_wildcards
+from mednext.workflow.layout import Layout, dataset_of_folder, run_from_checkpoint_wildcards
 from mednext.workflow import resources as res
-from mednext.workflow.config_source import select_config, training_knob_args
+from mednext.workflow.config_source import select_config
 from mednext.workflow.job_env import env_prefix, job_env
+from mednext.nnunet.job_settings import TrainingJob, TrainingSettings
 
 # One complete source per run: the single --configfile (the slurm profile's config/paper.yaml) or the
-# demo config; keys it omits get the schema's defaults, never another file's values (issue 11).
+# demo config; keys it omits get the schema's defaults, never another file's values.
 _selected = select_config(workflow.overwrite_configfiles or [], config, os.path.join(workflow.basedir, "config", "demo.yaml"))
 config.clear()
 config.update(_selected)
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 check_config(config, "workflow config")
+TRAINING = TrainingSettings.from_config(config["training"], "workflow config")  # what every train job receives
 
 LAYOUT = Layout.from_config(config)
 RES = res.merged_resources(config)
@@ -38,7 +40,7 @@ wildcard_constraints:
 
 
 def dataset_key(wildcards):
-    return targets.dataset_key_of_folder(wildcards.dataset_folder)
+    return dataset_of_folder(wildcards.dataset_folder)
 
 
 def train_run(wildcards):

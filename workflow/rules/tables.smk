@@ -59,9 +59,9 @@ rule results_tables:
         " --provenance {input.provenance} > {log} 2>&1"
 
 
-rule demo_figures:
-    # What the runs did (issue 12): training curves from nnU-Net's checkpoint log, DSC per class, and
-    # the UpKern k5 run's first-epoch loss beside its k3 parent's (mednext.tables.demo_figures).
+rule figures:
+    # What the runs did: training curves from nnU-Net's checkpoint log, DSC per class, and each UpKern
+    # k5 run's first-epoch loss beside its k3 parent's (mednext.tables.run_figures).
     input:
         checkpoints=[LAYOUT.checkpoint(run) for run in all_runs(config)],
         metrics=targets.all_metrics(config),
@@ -70,13 +70,12 @@ rule demo_figures:
         report(f"{LAYOUT.tables}/per_class_dsc.png", category="Plots"),
         report(f"{LAYOUT.tables}/upkern_first_epoch.png", category="Plots"),
     log:
-        f"{LOGS}/tables/demo_figures.log",
+        f"{LOGS}/tables/figures.log",
     params:
-        command=f'"{sys.executable}" -m mednext.tables.demo_figures',
         runs=" ".join(f"--run {r.dataset} {r.network} {r.fold} {LAYOUT.checkpoint(r)}" for r in all_runs(config)),
     localrule: True
     shell:
-        "{params.command} {params.runs} --metrics {input.metrics} --out-dir {LAYOUT.tables} > {log} 2>&1"
+        "{PY} figures {params.runs} --metrics {input.metrics} --out-dir {LAYOUT.tables} > {log} 2>&1"
 
 
 rule table2:
@@ -95,7 +94,7 @@ rule all_tables:
         rules.results_tables.output,
         rules.summarize.output,  # per-fold and cross-fold summaries for users (the tables read the cases)
         rules.provenance_table.output,
-        rules.demo_figures.output,
+        rules.figures.output,
         # Named here too so a deleted fold's metrics are rescored: Snakemake (>= 7.7) does not
         # regenerate a missing intermediate file while everything downstream of it is up to date.
         targets.all_metrics(config),

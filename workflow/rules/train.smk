@@ -14,10 +14,7 @@ rule train:
         f"{LOGS}/train/{{dataset_folder}}/{{trainer}}__{{configuration}}/fold_{{fold}}.log",
     params:
         run=train_run,
-        training=config["training"],
-        mirroring="" if config["training"]["tta_mirroring"] else "--no-tta-mirroring",
-        knobs=training_knob_args(config["training"]),
-        compile="--compile" if config["training"].get("compile", False) else "--no-compile",
+        job=lambda wc: TrainingJob(TRAINING, train_run(wc).dataset).to_json(),  # config training: + dataset key
     threads: 1 if config["device"] == "cpu" else RES["cpus_per_gpu"]
     priority: lambda wc: scheduling_priority(train_run(wc), UPKERN_PARENTS)
     resources:
@@ -28,7 +25,4 @@ rule train:
     shell:
         "{JOB_ENV} {PY} train --dataset {wildcards.dataset_folder} --network {params.run.network} --fold {wildcards.fold}"
         " --plans-name {config[plans]} --configuration {wildcards.configuration} --device {config[device]}"
-        " --epochs {params.training[epochs]} --iters {params.training[iterations_per_epoch]}"
-        " --val-iters {params.training[val_iterations]} --save-every {params.training[save_every]}"
-        " --workers {threads} {params.mirroring} {params.knobs} {params.compile}"
-        " >> {log} 2>&1"
+        " --job {params.job:q} --workers {threads} >> {log} 2>&1"

@@ -1,5 +1,5 @@
-"""Demo figures: nnU-Net's checkpoint log is read back as logged, per-class DSC is averaged right,
-and the three PNGs are written (issue 12, item 3)."""
+"""Run figures: nnU-Net's checkpoint log is read back as logged, per-class DSC is averaged right,
+and the three PNGs are written through the ``figures`` command."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from nnunetv2.training.logging.nnunet_logger import MetaLogger
 
-from mednext.tables.demo_figures import (
+from mednext.cli import main
+from mednext.tables.run_figures import (
     FigureInputError,
-    main,
     per_class_dsc,
     read_training_log,
     upkern_pairs,
@@ -89,7 +89,7 @@ def test_command_writes_the_three_pngs(tmp_path: Path, capsys: pytest.CaptureFix
             runs += ["--run", "synthetic", network, str(fold), str(path)]
     metrics = tmp_path / "metrics.csv"
     _metrics([(n, f, f"c{f}", "liver", 0.8) for n in ("MedNeXt-S_k3", "MedNeXt-S_k5") for f in (0, 1)]).to_csv(metrics, index=False)
-    assert main([*runs, "--metrics", str(metrics), "--out-dir", str(tmp_path / "figs")]) == 0
+    assert main(["figures", *runs, "--metrics", str(metrics), "--out-dir", str(tmp_path / "figs")]) == 0
     written = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert written == ["per_class_dsc.png", "training_curves.png", "upkern_first_epoch.png"]
     for name in written:

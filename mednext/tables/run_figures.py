@@ -1,20 +1,19 @@
-"""What a run did, as pictures: training curves, per-class DSC, and UpKern in miniature (issue 12).
+"""What the runs did, as pictures: training curves, per-class DSC, and the UpKern start of each kernel-5 run.
 
 - Training curves: nnU-Net v2 keeps its per-epoch log in every checkpoint (``checkpoint['logging']``:
   ``train_losses``, ``val_losses``, ``mean_fg_dice`` = the pseudo-Dice on the validation batches,
   ``ema_fg_dice``); read from ``checkpoint_final.pth`` with the weights-only unpickler.
 - Per-class DSC: from the tidy ``metrics.csv`` files of the evaluate step (validation cases), mean
   over cases per fold, then over folds; the bar spans the fold means.
-- UpKern in miniature (paper §2.3): the kernel-5 run's first-epoch training loss beside its kernel-3
+- UpKern start (paper §2.3): the kernel-5 run's first-epoch training loss beside its kernel-3
   parent's first- and last-epoch loss. A k5 run that starts where its parent ended shows the weights
-  were transferred; it says nothing about the paper's UpKern gain on real data.
+  were transferred; the gain UpKern brings is Table 1's ablation, not this picture.
 
-Run as ``python -m mednext.tables.demo_figures --run DATASET NETWORK FOLD CHECKPOINT ... --metrics CSV ...``.
+The workflow's ``figures`` rule runs ``mednext-repro figures`` (:mod:`mednext.commands.figures`).
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +153,17 @@ def upkern_pairs(networks: Iterable[str]) -> list[tuple[str, str]]:
     return [(get_network(n).init_from, n) for n in names if get_network(n).init_from in names]
 
 
+def _is_generated(dataset: str) -> bool:
+    """Whether ``dataset`` is written by the project (the synthetic demo set) rather than real images."""
+    from mednext.data.errors import UnknownDatasetError
+    from mednext.data.registry import get_dataset
+
+    try:
+        return get_dataset(dataset).generate is not None
+    except UnknownDatasetError:
+        return False
+
+
 def plot_upkern_first_epoch(logs: Sequence[RunLog], out_png: str | Path) -> Path:
     """Per UpKern pair and fold: parent's first- and last-epoch loss beside the child's first-epoch loss."""
     by_key = {(log.dataset, log.network, log.fold): log for log in logs}
@@ -185,9 +195,12 @@ def plot_upkern_first_epoch(logs: Sequence[RunLog], out_png: str | Path) -> Path
     ax.set_xticks(x, labels)
     ax.set_ylabel("mean training loss of the epoch\n(CE + negative soft Dice; lower is better)")
     ax.axhline(0, color="k", linewidth=0.8)
-    ax.set_title("UpKern in miniature: first-epoch training loss of the kernel-5 run beside its kernel-3 parent\n"
+    datasets = {log.dataset for log in logs}
+    caveat = ("\nGenerated demo data: no claim about the paper's UpKern gain." if all(map(_is_generated, datasets))
+              else "\nThe gain from UpKern is Table 1's ablation (MedNeXt-B_k5 vs MedNeXt-B_k5_scratch), not this picture.")
+    ax.set_title("UpKern start: first-epoch training loss of the kernel-5 run beside its kernel-3 parent\n"
                  "A k5 first epoch near the parent's last epoch, far below the parent's random start, shows the "
-                 "weights were transferred.\nToy data: no claim about the paper's UpKern gain.", fontsize=9)
+                 "weights were transferred." + caveat, fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     values = first_parent + last_parent + first_child
@@ -197,7 +210,7 @@ def plot_upkern_first_epoch(logs: Sequence[RunLog], out_png: str | Path) -> Path
     return _save(fig, Path(out_png))
 
 
-def write_demo_figures(runs: Sequence[tuple[str, str, int, str | Path]], metrics_csvs: Sequence[str | Path],
+def write_run_figures(runs: Sequence[tuple[str, str, int, str | Path]], metrics_csvs: Sequence[str | Path],
                        out_dir: str | Path) -> list[Path]:
     """All three figures into ``out_dir``; ``runs`` are (dataset, network, fold, checkpoint_final.pth)."""
     from mednext.evaluation.results import read_results
@@ -208,25 +221,3 @@ def write_demo_figures(runs: Sequence[tuple[str, str, int, str | Path]], metrics
     out_dir.mkdir(parents=True, exist_ok=True)
     return [plot_training_curves(logs, out_dir / CURVES_PNG), plot_per_class_dsc(metrics, out_dir / PER_CLASS_PNG),
             plot_upkern_first_epoch(logs, out_dir / UPKERN_PNG)]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", nargs=4, action="append", default=[],
-                        metavar=("DATASET", "NETWORK", "FOLD", "CHECKPOINT"),
-                        help="a training: dataset key, network name, fold, its checkpoint_final.pth (repeat)")
-    parser.add_argument("--metrics", nargs="+", required=True, help="tidy metrics.csv files of the evaluate step")
-    parser.add_argument("--out-dir", required=True)
-    args = parser.parse_args(argv)
-    if not args.run:
-        parser.error("give at least one --run DATASET NETWORK FOLD CHECKPOINT")
-    try:
-        for path in write_demo_figures([(d, n, int(f), c) for d, n, f, c in args.run], args.metrics, args.out_dir):
-            print(path)
-    except FigureInputError as error:
-        raise SystemExit(f"demo figures: {error}") from None
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
