@@ -7,7 +7,7 @@ patch (mednext_official.md §4). Here an :class:`ExperimentPlanner` subclass doe
 nnU-Net v2: nnU-Net fingerprints, plans (normalisation, resampling, nnU-Net's own U-Net topology
 for the fixed patch) and preprocesses; only spacing, patch and batch size are pinned.
 
-Batch Dice as v1 (issue 10): v1 trains ``3d_fullres`` with batch Dice exactly when its planner made a
+Batch Dice as v1: v1 trains ``3d_fullres`` with batch Dice exactly when its planner made a
 two-stage plan (``run/default_configuration.py``: ``batch_dice = True`` for 2d or when
 ``len(plans_per_stage) > 1``). This planner makes no ``3d_lowres`` stage, so
 :func:`v1_batch_dice` re-derives v1's stage decision from the fingerprint at the target spacing

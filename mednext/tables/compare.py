@@ -42,7 +42,7 @@ def compare(reported: pd.DataFrame, headline: pd.DataFrame | None, n_folds: int)
         stats = pd.DataFrame(columns=["network", "dataset", "metric_key", *STAT_COLUMNS])
     else:
         stats = headline.rename(columns={"metric": "metric_key"})[["network", "dataset", "metric_key", *STAT_COLUMNS]]
-    table = reported.copy()  # the paper's rows only: other datasets go to results_other_datasets (issue 12)
+    table = reported.copy()  # the paper's rows only: other datasets go to results_other_datasets
     table["metric_key"] = table["metric"].map(tidy_key)
     table = table.merge(stats, on=["network", "dataset", "metric_key"], how="left")
     table = _fill_averages(table, n_folds)
