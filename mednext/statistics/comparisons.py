@@ -1,4 +1,4 @@
-"""Which paired comparisons the paper's claims call for, from the registries (issue 13).
+"""Which paired comparisons the paper's claims call for, from the registries.
 
 - every MedNeXt configuration against nnU-Net (Table 2: "MedNeXt ... outperforms nnUNet");
 - every kernel-5 MedNeXt against its kernel-3 UpKern parent (§2.3, the UpKern / large-kernel question;

@@ -1,4 +1,4 @@
-"""Paired comparisons on the same validation cases (issue 13): is network A really better than B here?
+"""Paired comparisons on the same validation cases: is network A really better than B here?
 
 The paired unit is a validation case: its mean over the regions counted in the table's mean, in the
 table's spacing mode (the unit the headline averages), in percent. Per (dataset, metric, network,

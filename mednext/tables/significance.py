@@ -1,4 +1,4 @@
-"""Write the paired-comparison table (``significance.{csv,md,tex}``) and its figure (issue 13)."""
+"""Write the paired-comparison table (``significance.{csv,md,tex}``) and its figure."""
 
 from __future__ import annotations
 

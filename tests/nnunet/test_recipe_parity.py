@@ -1,4 +1,4 @@
-"""Issue 10 item 4: every network of config/paper.yaml runs the official recipe, or a listed deviation.
+"""Every network of config/paper.yaml runs the official recipe, or a listed deviation.
 
 Cards are built from real trainers (no training) on a CT stand-in planned with the paper's plans and
 registered under KiTS19's id and name, so the per-dataset lr override applies. The expected values
@@ -75,8 +75,9 @@ def test_every_paper_network_matches_official_or_listed_deviation(cards: dict[st
     assert not stale, f"deviations.csv rows that no longer differ (remove them): {stale}"
 
 
-def test_acceptance_values_read_from_the_trainers(cards: dict[str, dict]) -> None:
-    """Issue 10 acceptance 2, against the official numbers (MX, V2, P1 of recipe_parity.md)."""
+def test_recipe_values_read_from_the_trainers(cards: dict[str, dict]) -> None:
+    """Key values of real trainers' cards against the official numbers (MedNeXt nnUNetTrainerV2_MedNeXt.py,
+    nnUNetTrainerV2.py and the 1 mm planner; docs/sources.md#recipe-optimizer, #recipe-lr, #recipe-plans)."""
     b5 = cards["MedNeXt-B_k5"]
     assert (b5["optimizer"], b5["lr"], b5["eps"], b5["weight_decay"]) == ("AdamW", 1e-4, 1e-4, 3e-5)  # KiTS19 k5
     assert b5["deep_supervision_weights"] == pytest.approx([w / 31 for w in (16, 8, 4, 2, 1)])

@@ -1,4 +1,4 @@
-"""The official pooled CV mean vs the mean of fold means, on hand-made cases where they differ (issue 10 item 2)."""
+"""The official pooled CV mean vs the mean of fold means, on hand-made cases where they differ."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bring your own dataset (issue 14): an nnU-Net v2 raw folder outside the repository, named only in a
+"""Bring your own dataset: an nnU-Net v2 raw folder outside the repository, named only in a
 config file, runs through the real Snakemake DAG to a row of results_other_datasets; a bad folder
 stops the dry run with one line naming the offending file."""
 
