@@ -1,7 +1,7 @@
 """The package's layering: no module imports a module of a higher layer.
 
-The layers are the developer guide's layout table read bottom-up: file helpers, then the network,
-UpKern and dataset facts, the network registry's mechanism, the entries (the paper's networks,
+The layers (``LAYERS``) are the README's layout table ("The parts") read bottom-up: file helpers,
+then the network, UpKern and dataset facts, the network registry's mechanism, the entries (the paper's networks,
 baselines, ablations), the assembled registry, nnU-Net, evaluation and provenance, statistics and
 the workflow helpers, tables, the commands, the CLI. Every ``import`` in the source, module-level or
 inside a function, is read with :mod:`ast`, and so is every ``importlib.import_module`` of a project

@@ -4,7 +4,7 @@ One entry per dataset holds everything the download, conversion, evaluation and 
 where the files come from (URL, Zenodo record or Synapse id), licence, credential need, the training
 case count the paper used (BTCV 30, AMOS22 200 CT, KiTS19 210, BraTS21 1251), channel names, label
 names in nnU-Net order with the remap from the source values, evaluation regions, and a fixed
-nnU-Net dataset id. Facts: reference/baselines_metrics_datasets.md §C, mednext_official.md §6-7.
+nnU-Net dataset id. Facts and their sources: docs/sources.md#datasets and #official-evaluation.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Region:
-    """An evaluation region: the union of the given nnU-Net label values (mednext_official.md §6).
+    """An evaluation region: the union of the given nnU-Net label values (docs/sources.md#official-evaluation).
 
     ``in_mean``: counted in the mean over classes that the paper's tables report; a region the
     official evaluation did not score (the KiTS19 kidney+tumor composite) is reported beside it only.

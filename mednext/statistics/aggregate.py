@@ -1,6 +1,6 @@
 """Headline value of a reproduced cell: the official pooled CV mean, its bootstrap CI, and the fold spread.
 
-Official evaluation (recipe_parity.md item 2; MedNeXt's nnU-Net v1 evaluation): pool the validation
+Official evaluation (MedNeXt's nnU-Net v1 evaluation, docs/sources.md#cv-mean): pool the validation
 cases of all folds, take the nanmean of each region over them, then average the regions. Beside it
 the spread over folds: mean ± sample std of the per-fold values (each fold: the same estimator on that
 fold's cases), as the tables showed before. The two differ when folds hold unequal numbers of

@@ -1,7 +1,7 @@
 """Reproduced beside reported: join the headline statistics with the paper's numbers (Tables 1 right, 2).
 
 Reproduced (the headline) is the official pooled cross-validation mean: the validation cases of all
-folds pooled, nanmean per region, then the mean over regions (recipe_parity.md item 2;
+folds pooled, nanmean per region, then the mean over regions (docs/sources.md#cv-mean;
 :mod:`mednext.statistics.aggregate`), in percent. Beside it: its fold-stratified bootstrap 95 % CI and
 the spread over folds (mean ± sample std of the per-fold values). A row is flagged (⚑) when the
 paper's value lies outside the 95 % CI. Missing runs stay in the table as "—"; nothing here raises

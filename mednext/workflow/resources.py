@@ -38,7 +38,7 @@ REPORTED_CONFIGS = Path(__file__).resolve().parents[2] / "paper_tables" / "repor
 #: The GPU every hour estimate refers to.
 REFERENCE_GPU = "NVIDIA A100 40 GB"
 #: Hours per training on an A100 PCIe 40 GB, "nnU-Net Revisited" (MIC-DKFZ/nnUNet
-#: documentation/resenc_presets.md; shared/reference/cluster_and_users.md).
+#: documentation/resenc_presets.md; docs/sources.md#revisited-hours).
 REVISITED_A100_HOURS: dict[str, float] = {
     "nnUNet": 9.0, "SwinUNETR": 15.0, "nnFormer": 8.0, "MedNeXt-L_k3": 68.0, "MedNeXt-L_k5": 233.0,
 }

@@ -119,8 +119,9 @@ def test_mri_is_z_scored_inside_the_brain_mask(cards: dict[tuple[str, str], dict
     assert cards[("btcv", "MedNeXt-L_k5")]["normalization"] == ["CT:CTNormalization"]
 
 
-def test_acceptance_values_read_from_the_trainers(cards: dict[tuple[str, str], dict]) -> None:
-    """Against the official numbers (MedNeXt trainer L26-41, nnUNetTrainerV2, the 1 mm planner)."""
+def test_recipe_values_read_from_the_trainers(cards: dict[tuple[str, str], dict]) -> None:
+    """Key values of real trainers' cards against the official numbers (MedNeXt nnUNetTrainerV2_MedNeXt.py
+    L26-41, nnUNetTrainerV2.py and the 1 mm planner; docs/sources.md#recipe-optimizer, #recipe-lr, #recipe-plans)."""
     b5 = cards[("kits19", "MedNeXt-B_k5")]
     assert (b5["optimizer"], b5["lr"], b5["eps"], b5["weight_decay"]) == ("AdamW", 1e-4, 1e-4, 3e-5)  # KiTS19 k5
     assert b5["deep_supervision_weights"] == pytest.approx([w / 31 for w in (16, 8, 4, 2, 1)])

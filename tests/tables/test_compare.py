@@ -1,5 +1,5 @@
 """Reproduced-vs-reported tables: pooled headline, CI flag, fold spread, Δ, missing runs as "—",
-the table of datasets outside the paper, significance outputs and the provenance columns (issues 7, 10, 12, 13)."""
+the table of datasets outside the paper, significance outputs and the provenance columns."""
 
 from __future__ import annotations
 
