@@ -1,4 +1,4 @@
-"""Find the training cases of each dataset in its own raw layout (reference §C, mednext_official.md §7).
+"""Find the training cases of each dataset in its own raw layout (docs/sources.md#datasets).
 
 BTCV ``RawData/Training/{img/img0001,label/label0001}.nii.gz``; AMOS22 ``amos22/{imagesTr,labelsTr}/
 amos_0001.nii.gz`` (ids < 500 are CT, the rest MRI and excluded); KiTS19 ``data/case_00000/

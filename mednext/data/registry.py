@@ -3,8 +3,9 @@
 One entry per dataset holds everything the download, conversion, evaluation and workflow code needs:
 where the files come from (URL, Zenodo record or Synapse id), licence, credential need, the training
 case count the paper used (BTCV 30, AMOS22 200 CT, KiTS19 210, BraTS21 1251), channel names, label
-names in nnU-Net order with the remap from the source values, evaluation regions, and a fixed
-nnU-Net dataset id. Facts: reference/baselines_metrics_datasets.md §C, mednext_official.md §6-7.
+names in nnU-Net order with the remap from the source values, evaluation regions, a fixed
+nnU-Net dataset id, and the geometry of its training cases (what a rehearsal writes stand-ins at).
+Facts and their sources: docs/sources.md#datasets, #dataset-geometry and #official-evaluation.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mednext.data.layouts import (
     kits19_case_files,
     kits19_cases,
 )
+from mednext.vocabulary import CONVENTIONS, NAN_IS_1, NAN_SKIPPED
 
 #: Environment variable holding a Synapse personal access token (never logged, never stored).
 SYNAPSE_TOKEN_ENV = "SYNAPSE_AUTH_TOKEN"
@@ -76,7 +78,7 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Region:
-    """An evaluation region: the union of the given nnU-Net label values (mednext_official.md §6).
+    """An evaluation region: the union of the given nnU-Net label values (docs/sources.md#official-evaluation).
 
     ``in_mean``: counted in the mean over classes that the paper's tables report; a region the
     official evaluation did not score (the KiTS19 kidney+tumor composite) is reported beside it only.
@@ -117,11 +119,26 @@ class DatasetSpec:
     #: Challenge submission naming: (regex over a test case id, file name template with ``\1`` groups).
     #: Labels are mapped back to the source values by :meth:`inverse_remap` where the remap is not identity.
     submission_naming: tuple[str, str] | None = None
-    #: Shapes and spacings of the training cases, with their public source (rehearsal stand-ins).
+    #: Shapes and spacings of the training cases, with their public source (rehearsal stand-ins;
+    #: docs/sources.md#dataset-geometry).
     geometry: GeometryProfile | None = None
     #: Where the source layout keeps case ``index``: ``case_files(source_root, index)`` (the inverse of
     #: ``layout``; stand-ins are written there).
     case_files: Callable[[Path, int], RawCase] | None = None
+    #: How a region absent from both masks enters the cross-validation mean (:data:`mednext.vocabulary.CONVENTIONS`):
+    #: the first convention gives the tables' headline value, a second one is computed and shown beside it.
+    empty_region_conventions: tuple[str, ...] = (NAN_SKIPPED,)
+    #: Where a headline convention other than ``nan_skipped`` comes from (public source).
+    convention_source: str = ""
+
+    def __post_init__(self) -> None:
+        conventions = self.empty_region_conventions
+        unknown = [c for c in conventions if c not in CONVENTIONS]
+        if unknown or not 1 <= len(conventions) <= 2 or len(set(conventions)) != len(conventions):
+            raise ValueError(f"dataset {self.key!r}: empty_region_conventions must be one or two of "
+                             f"{sorted(CONVENTIONS)}, found {list(conventions)}")
+        if conventions[0] != NAN_SKIPPED and not self.convention_source:
+            raise ValueError(f"dataset {self.key!r}: headline convention {conventions[0]!r} needs its convention_source")
 
     @property
     def folder_name(self) -> str:
@@ -313,6 +330,11 @@ def _brats21() -> DatasetSpec:
             CaseGeometry((155, 240, 240), (1.0, 1.0, 1.0), "every case"),
             "BraTS 2021 paper (Baid et al., arXiv:2107.02314): every scan skull-stripped, co-registered to the SRI24 "
             "atlas and resampled to 1 mm isotropic, 240x240x155 voxels, four MRI channels"),
+        # A region absent from both masks (often ET) counts as 1 in the headline, NaN-skipping beside it.
+        empty_region_conventions=(NAN_IS_1, NAN_SKIPPED),
+        convention_source="official MedNeXt nnunet_mednext/dataset_conversion/Task137_BraTS_2021.py L151 "
+                          "(\"we are interested in the mean (nan is 1) column\"; it reads that row of the region-based "
+                          "summary, nnunet_mednext/evaluation/region_based_evaluation.py L185-189)",
         notes="Source labels 1 NCR, 2 ED, 4 ET are remapped to nnU-Net order 2->1, 1->2, 4->3 (as nnU-Net "
               "Task043/137 and MedNeXt do; map back for submission). Channels _t1, _t1ce, _t2, _flair -> "
               "0000..0003. The Synapse entity id of the training tar is not recorded here: look it up on the "

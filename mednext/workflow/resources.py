@@ -21,7 +21,7 @@ as many workers as fit its memory request at the measured worker peak; CPU jobs 
 predicted time x ``runtime_safety``; a training rehearsed on a GPU asks for its measured seconds per
 iteration x the schedule x ``runtime_safety``, capped at ``max_runtime_h``. Without one, planning
 still caps its workers so that ``workers x planning_worker_mem_mb`` fits its request: one nnU-Net
-preprocessing worker on the largest BTCV case peaks at 12.6 GB (README, "Rehearsal"), so the paper
+preprocessing worker on the largest BTCV case peaks at 12.6 GB (docs/sources.md#rehearsal-figures), so the paper
 config's 8 workers in 32 GB become 2, with ``plan_runtime_min`` for the time they then take.
 """
 
@@ -50,7 +50,7 @@ REPORTED_CONFIGS = Path(__file__).resolve().parents[2] / "paper_tables" / "repor
 #: The GPU every hour estimate refers to.
 REFERENCE_GPU = "NVIDIA A100 40 GB"
 #: Hours per training on an A100 PCIe 40 GB, "nnU-Net Revisited" (MIC-DKFZ/nnUNet
-#: documentation/resenc_presets.md; shared/reference/cluster_and_users.md).
+#: documentation/resenc_presets.md; docs/sources.md#revisited-hours).
 REVISITED_A100_HOURS: dict[str, float] = {
     "nnUNet": 9.0, "SwinUNETR": 15.0, "nnFormer": 8.0, "MedNeXt-L_k3": 68.0, "MedNeXt-L_k5": 233.0,
 }
@@ -71,10 +71,10 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "data_runtime_min": 360,    # download/convert and planning/preprocessing, per attempt
     "data_mem_mb": 32000,
     "plan_mem_mb": None,        # planning/preprocessing job; None: data_mem_mb
-    "plan_runtime_min": 720,    # per attempt; KiTS19 at 2 workers: 6.4 h predicted by a rehearsal (README)
+    "plan_runtime_min": 720,    # per attempt; KiTS19 at 2 workers: up to 6.4 h (docs/sources.md#rehearsal-figures)
     # One nnU-Net preprocessing worker without a calibration: the paper datasets' largest cases peak at
     # 12.6 GB (BTCV, 650x500x500 mm, slices upsampled 3.3x to 1 mm), 12.2 GB (AMOS22), 10.9 GB (KiTS19),
-    # 2.4 GB (BraTS21) in a rehearsal (README); x 1.1. The planning process itself holds 2.0 GB for one
+    # 2.4 GB (BraTS21) in a rehearsal (docs/sources.md#rehearsal-figures); x 1.1. The planning process itself holds 2.0 GB for one
     # channel (nnU-Net's fingerprint pools 10^8 intensity samples per channel), 5.6 GB for BraTS21's four,
     # whose 2.4 GB workers leave that room: 2 workers fit 32 GB on every paper dataset.
     "planning_worker_mem_mb": 14000,
