@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
               f"(the same jobs estimated: {measured['gpu_hours'].sum():,.0f} A100 hours)")
     if config.get("device", "cuda") == "cuda":
         resources = merged_resources(config)
-        print(f"per attempt: estimate x {resources['runtime_safety']} capped at {resources['max_runtime_h']} h; "
+        print(f"per attempt: the hours (measured where rehearsed, else estimated) x {resources['runtime_safety']} "
+              f"capped at {resources['max_runtime_h']} h; "
               f"the longest training needs retries: {retries_needed(config)} in the profile (slurm/config.yaml)")
     return 0
