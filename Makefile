@@ -1,5 +1,5 @@
 # Set-up is implicit: every target builds the virtual environment first if it is missing or stale.
-# torch/torchvision are pinned through requirements/constraints.txt on every pip call (DEVELOPERS.md).
+# torch/torchvision are pinned through requirements/constraints.txt on every pip call (why: docs/sources.md#toolchain).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

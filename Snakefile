@@ -2,6 +2,7 @@
 # kernel 5) -> evaluation -> the paper's tables, reproduced beside reported.
 #   demo (default config, CPU):  snakemake --cores 2 all_tables
 #   paper grid on SLURM:         snakemake --profile slurm all_tables
+#   rehearsal before it:         snakemake --profile slurm rehearse
 # Rules only wire; the logic is in mednext/ (mednext.workflow, the CLI) and is tested there.
 
 from snakemake.utils import min_version
@@ -18,6 +19,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/status.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/rehearse.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -7,7 +7,11 @@ from torch import nn
 
 
 class DropPath(nn.Module):
-    """Stochastic depth per sample (Huang et al. 2016): zero a residual branch with probability ``p``."""
+    """Stochastic depth per sample (Huang et al. 2016): zero a residual branch with probability ``p``.
+
+    Args:
+        p: probability of dropping the branch for a sample, in [0, 1) (default 0.0: never).
+    """
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()

@@ -1,8 +1,9 @@
 """nnFormer (Zhou et al., arXiv 2109.03201), the brain-tumour variant MedNeXt trained.
 
-Written from the paper and the facts in shared/reference (baselines_metrics_datasets.md §A,
-mednext_official.md §5): crop 128^3, embedding 96, depths 2,2,2,2, heads 3,6,12,24, patch 4,4,4,
-windows 4,4,8,4, drop path 0.2, MLP ratio 4.
+Written from the paper and MedNeXt's configuration of it (MedNeXt ``nnUNetTrainerV2_nnFormer.py``,
+class ``nnUNetTrainerV2_nnFormerTumor``, and its vendored ``custom_networks/nnFormer/nnFormer_tumor.py``;
+docs/sources.md#baseline-trainers, #baseline-configs): crop 128^3, embedding 96, depths 2,2,2,2, heads
+3,6,12,24, patch 4,4,4, windows 4,4,8,4, drop path 0.2, MLP ratio 4.
 
 Structure:
 - embedding: two conv stages (3^3 stride-2 conv, GELU, LayerNorm, 3^3 conv, ...) reach 1/4 size, 96 ch;
@@ -96,6 +97,13 @@ class WindowAttention(nn.Module):
 
     ``cross=False``: q, k, v from one input. ``cross=True`` (skip attention): k, v projected from the
     encoder skip, the (normalised) up-sampled decoder features used directly as queries.
+
+    Args:
+        dim: token channels; must be divisible by ``heads``.
+        window: window side w; the bias table holds one entry per 3D offset, (2w - 1)^3 rows (the
+            Swin rule; ``nnFormer_tumor.py`` L246-247).
+        heads: attention heads.
+        cross: skip attention (keys/values from the skip) instead of self-attention; default False.
     """
 
     def __init__(self, dim: int, window: int, heads: int, cross: bool = False) -> None:
@@ -144,7 +152,13 @@ class WindowAttention(nn.Module):
 
 
 class Mlp(nn.Sequential):
-    """Linear -> GELU -> Linear with hidden width ``ratio * dim``."""
+    """Linear -> GELU -> Linear with hidden width ``ratio * dim``.
+
+    Args:
+        dim: token channels in and out.
+        ratio: hidden width over ``dim`` (default 4.0: ``mlp_ratio`` of the vendored blocks,
+            ``nnFormer_tumor.py`` L313).
+    """
 
     def __init__(self, dim: int, ratio: float = 4.0) -> None:
         hidden = int(dim * ratio)
@@ -152,7 +166,18 @@ class Mlp(nn.Sequential):
 
 
 class TransformerBlock(nn.Module):
-    """(Shifted-)window attention block, pre-norm, with an MLP; ``cross`` makes it a skip-attention block."""
+    """(Shifted-)window attention block, pre-norm, with an MLP; ``cross`` makes it a skip-attention block.
+
+    Args:
+        dim: token channels.
+        resolution: the stage's fixed token grid (S, H, W); attention masks are built for it.
+        heads: attention heads.
+        window: window side, shrunk to the grid's smallest side (then unshifted) where larger.
+        shift: roll the grid by half a window (every second block of a stage, as ``BasicLayer`` in
+            ``nnFormer_tumor.py`` L477).
+        drop_path: stochastic-depth rate of this block's two residual branches.
+        cross: skip attention (the first block of a decoder stage); default False.
+    """
 
     def __init__(self, dim: int, resolution: Size3, heads: int, window: int, shift: bool, drop_path: float, cross: bool = False) -> None:
         super().__init__()
@@ -204,14 +229,21 @@ def _volume(t: torch.Tensor, size: Size3) -> torch.Tensor:
 
 
 class TokenLayerNorm(nn.LayerNorm):
-    """LayerNorm over channels of a (B, C, S, H, W) volume."""
+    """LayerNorm over channels of a (B, C, S, H, W) volume (``nn.LayerNorm``'s arguments, channels first)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.movedim(1, -1)).movedim(-1, 1)
 
 
 class ConvEmbedStage(nn.Sequential):
-    """3^3 strided conv -> GELU -> LayerNorm -> 3^3 conv [-> GELU -> LayerNorm unless last]."""
+    """3^3 strided conv -> GELU -> LayerNorm -> 3^3 conv [-> GELU -> LayerNorm unless last].
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+        stride: stride of the first conv per axis (half the embedding patch, ``nnFormer_tumor.py`` L673-676).
+        last: the second of the two stages, which ends after its second conv.
+    """
 
     def __init__(self, cin: int, cout: int, stride: Sequence[int], last: bool) -> None:
         layers: list[nn.Module] = [
@@ -226,7 +258,13 @@ class ConvEmbedStage(nn.Sequential):
 
 
 class PatchEmbed(nn.Sequential):
-    """Two conv stages, each with stride patch/2, to ``embed_dim`` channels, then LayerNorm."""
+    """Two conv stages, each with stride patch/2, to ``embed_dim`` channels, then LayerNorm.
+
+    Args:
+        in_channels: image channels.
+        embed_dim: output channels (the first stage has half of them).
+        patch: total down-sampling per axis; each stage strides by ``patch // 2``.
+    """
 
     def __init__(self, in_channels: int, embed_dim: int, patch: Sequence[int]) -> None:
         stride = [p // 2 for p in patch]
@@ -238,21 +276,38 @@ class PatchEmbed(nn.Sequential):
 
 
 class DownMerge(nn.Sequential):
-    """GELU -> LayerNorm -> 3^3 stride-2 conv doubling the channels (on volumes)."""
+    """GELU -> LayerNorm -> 3^3 stride-2 conv doubling the channels (on volumes).
+
+    Args:
+        dim: input channels; the output has ``2 * dim`` (``PatchMerging``, ``nnFormer_tumor.py`` L401-410).
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__(nn.GELU(), TokenLayerNorm(dim), nn.Conv3d(dim, 2 * dim, 3, stride=2, padding=1))
 
 
 class UpExpand(nn.Sequential):
-    """LayerNorm -> 2^3 stride-2 transposed conv halving the channels (on volumes)."""
+    """LayerNorm -> 2^3 stride-2 transposed conv halving the channels (on volumes).
+
+    Args:
+        dim: input channels; the output has ``dim // 2`` (``Patch_Expanding``, ``nnFormer_tumor.py`` L424-430).
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__(TokenLayerNorm(dim), nn.ConvTranspose3d(dim, dim // 2, 2, stride=2))
 
 
 class EncoderStage(nn.Module):
-    """``depth`` blocks alternating regular and shifted windows on a fixed grid."""
+    """``depth`` blocks alternating regular and shifted windows on a fixed grid.
+
+    Args:
+        dim: token channels of the stage.
+        resolution: the stage's token grid (S, H, W).
+        depth: number of blocks.
+        heads: attention heads per block.
+        window: window side of the stage.
+        rates: stochastic-depth rate of each block (``depth`` values).
+    """
 
     def __init__(self, dim: int, resolution: Size3, depth: int, heads: int, window: int, rates: Sequence[float]) -> None:
         super().__init__()
@@ -269,7 +324,16 @@ class EncoderStage(nn.Module):
 
 
 class DecoderStage(nn.Module):
-    """Up-sample, add the skip, one skip-attention block, then shifted-window blocks."""
+    """Up-sample, add the skip, one skip-attention block, then shifted-window blocks.
+
+    Args:
+        dim: token channels of the stage (the input from below has ``2 * dim``).
+        resolution: the stage's token grid, that of the matching encoder stage.
+        depth: number of blocks, the first being skip attention.
+        heads: attention heads per block.
+        window: window side of the stage.
+        rates: stochastic-depth rate of each block (``depth`` values).
+    """
 
     def __init__(self, dim: int, resolution: Size3, depth: int, heads: int, window: int, rates: Sequence[float]) -> None:
         super().__init__()
@@ -290,7 +354,30 @@ class DecoderStage(nn.Module):
 
 
 class NnFormer(nn.Module):
-    """nnFormer for a fixed crop; returns logits at crop resolution (no deep supervision)."""
+    """nnFormer for a fixed crop; returns logits at crop resolution (no deep supervision).
+
+    The defaults are the brain-tumour configuration that MedNeXt trained on every dataset: the
+    arguments of MedNeXt's ``nnUNetTrainerV2_nnFormerTumor.initialize_network`` (``nnUNetTrainerV2_nnFormer.py``
+    L34-46, called "trainer" below) and the defaults of its vendored ``nnFormer_tumor.py``;
+    docs/sources.md#baseline-configs. Deep supervision is off there too.
+
+    Args:
+        in_channels: image channels (modalities).
+        n_classes: output channels, background included.
+        crop_size: the one input size accepted; windows and shift masks are built for it (default
+            (128, 128, 128): the trainer's ``crop_size``, the MedNeXt paper's 3D patch, §3.1).
+        embed_dim: channels after the patch embedding, doubled at every stage (default 96: trainer
+            ``embedding_dim``).
+        depths: blocks per encoder stage; decoder stage j has ``depths[j]`` blocks (default (2, 2, 2, 2):
+            trainer ``depths``).
+        heads: attention heads per encoder stage; decoder stage j uses ``heads[j + 1]`` (default
+            (3, 6, 12, 24): trainer ``num_heads``).
+        patch: stride of the convolutional patch embedding per axis, undone by the output head
+            (default (4, 4, 4): trainer ``patch_size``).
+        windows: attention window side per stage (default (4, 4, 8, 4): trainer ``window_size``).
+        drop_path_rate: largest stochastic-depth rate, reached linearly over the blocks (default 0.2:
+            the vendored encoder's and decoder's default, ``nnFormer_tumor.py`` L719 and L827).
+    """
 
     def __init__(
         self,

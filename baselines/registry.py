@@ -1,11 +1,13 @@
 """The paper's six baselines as :class:`mednext.networks.NetworkSpec` entries (the project's one registry).
 
-Training facts (shared/reference/mednext_official.md §5, baselines_metrics_datasets.md §A): every
-baseline trainer subclasses nnU-Net's no-deep-supervision trainer, keeps weight decay 3e-5 and the
-inherited poly schedule, and uses AdamW(eps=1e-4) with the learning rates below, except TransBTS,
-whose trainer only sets lr 1e-4 and so inherits SGD (momentum 0.99, Nesterov). The MedNeXt paper
-(§3) says all non-nnU-Net networks use AdamW; we follow the released code for TransBTS.
-Reference parameter counts: runs of each reference constructor (baselines_metrics_datasets.md §A).
+Training facts (MedNeXt's ``nnUNet_variants/baselines/nnUNetTrainerV2_*.py``;
+docs/sources.md#baseline-trainers): every baseline trainer subclasses nnU-Net's no-deep-supervision
+trainer, keeps weight decay 3e-5 and the inherited poly schedule, and uses AdamW(eps=1e-4) with the
+learning rates below, except TransBTS, whose trainer only sets lr 1e-4 and so inherits SGD (momentum
+0.99, Nesterov). The MedNeXt paper (§3.1) says all non-nnU-Net networks use AdamW; we follow the
+released code for TransBTS.
+Reference parameter counts: each reference constructor built with those trainers' arguments
+(docs/sources.md#baseline-params).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 WEIGHT_DECAY = 3e-5
 ADAMW_EPS = 1e-4  # every AdamW baseline trainer ("1e-8 might cause nans in fp16")
 _P128 = (128, 128, 128)
-_SOURCE = "shared/reference/baselines_metrics_datasets.md §A"
+_SOURCE = "reference constructor at MedNeXt's trainer settings (docs/sources.md#baseline-params)"
 
 
 def _call(module: str, function: str, *args: object) -> object:

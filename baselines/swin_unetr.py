@@ -1,8 +1,9 @@
 """SwinUNETR (Hatamizadeh et al., BrainLes 2021) from MONAI, configured as the MedNeXt paper's run.
 
-Facts (mednext_official.md §5, nnunet_v2_and_monai.md §3): feature_size 48, patch 2, depths 2,2,2,2,
+Settings of MedNeXt's ``nnUNetTrainerV2_SwinUNETR.py`` L39-60 (docs/sources.md#baseline-trainers) on MONAI's
+defaults: feature_size 48, patch 2, depths 2,2,2,2,
 heads 3,6,12,24, window 7, no gradient checkpointing. MONAI 1.5 removed ``img_size``; the network
-accepts any size whose dims are multiples of patch_size**5 = 32.
+(docs/sources.md#monai-api) accepts any size whose dims are multiples of patch_size**5 = 32.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ def check_patch_size(patch_size: Sequence[int] | int) -> tuple[int, int, int]:
 
 
 class SwinUNETR(_MonaiSwinUNETR):
-    """MONAI SwinUNETR (feature size 48) whose forward checks the size rule with a clear error."""
+    """MONAI SwinUNETR (feature size 48) whose forward checks the size rule with a clear error.
+
+    Args:
+        in_channels: image channels.
+        n_classes: output channels, background included.
+    """
 
     def __init__(self, in_channels: int, n_classes: int) -> None:
         super().__init__(in_channels=in_channels, out_channels=n_classes, feature_size=48, use_checkpoint=False)

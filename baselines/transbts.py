@@ -1,9 +1,9 @@
 """TransBTS (Wang et al., MICCAI 2021) as MedNeXt trained it: 128^3 input only.
 
-Written from the paper and the facts in shared/reference (baselines_metrics_datasets.md §A,
-mednext_official.md §5): img 128, patch_dim 8, embedding 512, 8 heads, 4 layers, MLP 4096,
-dropout 0.1 (attention too), learned position embedding, input channels and classes as parameters,
-logits out (no softmax).
+Written from the paper and MedNeXt's configuration of it (MedNeXt ``nnUNetTrainerV2_TransBTS.py`` and its
+vendored ``custom_networks/TransBTS/``; docs/sources.md#baseline-trainers, #baseline-configs): img 128,
+patch_dim 8, embedding 512, 8 heads, 4 layers, MLP 4096, dropout 0.1 (attention too), learned position
+embedding, input channels and classes as parameters, logits out (no softmax).
 
 Structure (paper §2): a 3D CNN encoder (16 base channels, GroupNorm(8) residual blocks, three
 stride-2 convs) brings 128^3 to 16^3 x 128; BatchNorm -> ReLU -> 3^3 conv to 512 channels gives
@@ -39,7 +39,11 @@ def check_patch_size(patch_size: Sequence[int] | int) -> tuple[int, int, int]:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm(8) -> ReLU -> 3^3 conv, twice, plus the input."""
+    """GroupNorm(8) -> ReLU -> 3^3 conv, twice, plus the input.
+
+    Args:
+        channels: channels in and out, a multiple of 8 (``EnBlock`` in the vendored ``Unet_skipconnection.py``).
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -57,7 +61,15 @@ class ResBlock(nn.Module):
 
 
 class CNNEncoder(nn.Module):
-    """3^3 conv + channel dropout 0.2, then 1/2/2/4 residual blocks per level with stride-2 convs between."""
+    """3^3 conv + channel dropout 0.2, then 1/2/2/4 residual blocks per level with stride-2 convs between.
+
+    Args:
+        in_channels: image channels.
+        base: channels of the first level, doubled at each of the three down-samplings (default 16:
+            ``base_channels=16`` in ``TransBTS_downsample8x_skipconnection.py`` L75).
+        dropout: 3D (channel) dropout after the first conv, in training only (default 0.2:
+            ``InitConv`` in ``Unet_skipconnection.py`` L21-30, L75).
+    """
 
     def __init__(self, in_channels: int, base: int = 16, dropout: float = 0.2) -> None:
         super().__init__()
@@ -80,7 +92,14 @@ class CNNEncoder(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention, qkv without bias, dropout on the attention map and the output."""
+    """Multi-head self-attention, qkv without bias, dropout on the attention map and the output.
+
+    Args:
+        dim: token channels; divisible by ``heads``.
+        heads: attention heads.
+        dropout: dropout on the attention weights and on the projected output (``SelfAttention`` in the
+            vendored ``Transformer.py`` L5-17).
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -99,7 +118,15 @@ class SelfAttention(nn.Module):
 
 
 class TransformerLayer(nn.Module):
-    """x + Dropout(Attn(LN(x))); then x + MLP(LN(x)) with GELU and dropout inside the MLP."""
+    """x + Dropout(Attn(LN(x))); then x + MLP(LN(x)) with GELU and dropout inside the MLP.
+
+    Args:
+        dim: token channels.
+        heads: attention heads.
+        mlp_dim: hidden width of the MLP.
+        dropout: dropout after attention and inside the MLP (``PreNormDrop``, ``FeedForward`` in ``Transformer.py``).
+        attn_dropout: dropout inside the attention.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, attn_dropout: float) -> None:
         super().__init__()
@@ -117,14 +144,23 @@ class TransformerLayer(nn.Module):
 
 
 class ConvBNReLU(nn.Sequential):
-    """3^3 conv -> BatchNorm -> ReLU."""
+    """3^3 conv -> BatchNorm -> ReLU.
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+    """
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(nn.Conv3d(cin, cout, 3, padding=1), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
 
 
 class Residual(nn.Module):
-    """Adds the input to ``body(x)``."""
+    """Adds the input to ``body(x)``.
+
+    Args:
+        body: a module whose output has the input's shape.
+    """
 
     def __init__(self, body: nn.Module) -> None:
         super().__init__()
@@ -135,7 +171,13 @@ class Residual(nn.Module):
 
 
 class UpCat(nn.Module):
-    """1x1 conv to ``cout`` -> 2^3 transposed conv -> concat [skip, up] -> 1x1 conv, then a residual conv pair."""
+    """1x1 conv to ``cout`` -> 2^3 transposed conv -> concat [skip, up] -> 1x1 conv, then a residual conv pair.
+
+    Args:
+        cin: channels coming from below.
+        cout: channels after up-sampling, equal to the skip's (``DeUp_Cat`` and ``DeBlock`` in
+            ``TransBTS_downsample8x_skipconnection.py`` L281-316).
+    """
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
@@ -159,6 +201,25 @@ class TransBTS(nn.Module):
 
     ``img_size`` other than 128 (position embedding (img/8)^3 tokens) is not the reference network
     and :func:`build` refuses it; it exists only so tests can exercise the wiring on small inputs.
+
+    Defaults are the arguments of MedNeXt's ``nnUNetTrainerV2_TransBTS.initialize_network``
+    (``nnUNetTrainerV2_TransBTS.py`` L29-49, "trainer" below); docs/sources.md#baseline-configs.
+
+    Args:
+        in_channels: image channels (the original TransBTS fixes 4; MedNeXt's copy makes it a parameter).
+        n_classes: output channels, background included (likewise a parameter in MedNeXt's copy).
+        embed_dim: transformer width; the decoder's widths are ``embed_dim`` / 4, 8, 16, 32 (default 512:
+            trainer ``embedding_dim``).
+        heads: attention heads (default 8: trainer ``num_heads``).
+        layers: transformer layers (default 4: trainer ``num_layers``).
+        mlp_dim: hidden width of each MLP (default 4096: trainer ``hidden_dim``).
+        dropout: dropout on the embeddings, after attention and in the MLP (default 0.1: trainer
+            ``dropout_rate``).
+        attn_dropout: dropout on the attention weights (default 0.1: trainer ``attn_dropout_rate``).
+        keep_unused_reference_params: build the two modules above that the forward never uses (default
+            True, so the count equals the reference's; baselines/DEVIATIONS.md).
+        img_size: input side, divisible by 8 (default 128: trainer ``img_dim``; the vendored
+            ``PositionalEncoding.py`` L28 fixes the embedding at 4096 tokens, i.e. 128^3 with patch 8).
     """
 
     def __init__(

@@ -1,12 +1,13 @@
 """TransUNet (Chen et al., arXiv 2102.04306), R50-ViT-B/16, 2D, trained from scratch as MedNeXt did.
 
-Written from the paper and the facts in shared/reference (baselines_metrics_datasets.md §A,
-mednext_official.md §5): hybrid encoder = ResNet-50 v2 stem and first three stages (3, 4, 9
-bottleneck units, weight-standardised convs, GroupNorm(32)) to 1/16 size and 1024 channels, a 1x1
-patch embedding to 768, a learned position embedding for the (img/16)^2 grid, 12 pre-norm ViT layers
-(12 heads, MLP 3072, dropout 0.1); cascaded up-sampler: 3^3 conv to 512, then four (bilinear x2,
-concat skip, two conv-BN-ReLU) blocks with channels 256, 128, 64, 16 and skips from 1/8, 1/4, 1/2
-(n_skip 3), then a 3x3 conv to the classes. One input channel is repeated to three (the RGB stem).
+Written from the paper and MedNeXt's configuration of it (MedNeXt ``nnUNetTrainerV2_TransUnet.py`` and its
+vendored ``custom_networks/TransUnet/``; docs/sources.md#baseline-trainers, #baseline-configs): hybrid
+encoder = ResNet-50 v2 stem and first three stages (3, 4, 9 bottleneck units, weight-standardised
+convs, GroupNorm(32)) to 1/16 size and 1024 channels, a 1x1 patch embedding to 768, a learned
+position embedding for the (img/16)^2 grid, 12 pre-norm ViT layers (12 heads, MLP 3072, dropout 0.1);
+cascaded up-sampler: 3^3 conv to 512, then four (bilinear x2, concat skip, two conv-BN-ReLU) blocks
+with channels 256, 128, 64, 16 and skips from 1/8, 1/4, 1/2 (n_skip 3), then a 3x3 conv to the
+classes. One input channel is repeated to three (the RGB stem).
 No pretrained weights are loaded (``load_from`` is never called in MedNeXt's trainer).
 """
 
@@ -36,7 +37,10 @@ def check_patch_size(patch_size: Sequence[int] | int) -> tuple[int, int]:
 
 
 class StdConv2d(nn.Conv2d):
-    """Conv2d with weight standardisation (zero mean, unit variance per output filter, eps 1e-5)."""
+    """Conv2d with weight standardisation (zero mean, unit variance per output filter, eps 1e-5).
+
+    Takes ``nn.Conv2d``'s arguments (``StdConv2d`` in the vendored ``vit_seg_modeling_resnet_skip.py`` L18).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         var, mean = torch.var_mean(self.weight, dim=(1, 2, 3), keepdim=True, unbiased=False)
@@ -45,7 +49,16 @@ class StdConv2d(nn.Conv2d):
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (stride here) -> 1x1 std-convs with GroupNorm(32); projection shortcut when shape changes."""
+    """1x1 -> 3x3 (stride here) -> 1x1 std-convs with GroupNorm(32); projection shortcut when shape changes.
+
+    As ``PreActBottleneck`` in the vendored ``vit_seg_modeling_resnet_skip.py`` L38-58.
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+        cmid: channels of the 3x3 conv (a quarter of ``cout`` in ResNet-50).
+        stride: stride of the 3x3 conv and of the shortcut (default 1; 2 opens stages 2 and 3).
+    """
 
     def __init__(self, cin: int, cout: int, cmid: int, stride: int = 1) -> None:
         super().__init__()
@@ -71,7 +84,15 @@ def _stage(cin: int, cout: int, cmid: int, units: int, stride: int) -> nn.Sequen
 
 
 class ResNetEncoder(nn.Module):
-    """ResNet-50 v2 stem + stages 1-3; returns the 1/16 features and skips at 1/8, 1/4, 1/2."""
+    """ResNet-50 v2 stem + stages 1-3; returns the 1/16 features and skips at 1/8, 1/4, 1/2.
+
+    Args:
+        in_channels: input channels (three for a single-channel image, repeated by the caller).
+        units: bottleneck units of the three stages (default (3, 4, 9): ``resnet.num_layers`` of the
+            R50-ViT-B/16 config, vendored ``vit_seg_configs.py`` L47).
+        width: stem channels, 64 times ``resnet.width_factor`` = 1 (default 64;
+            ``vit_seg_modeling_resnet_skip.py`` L117).
+    """
 
     def __init__(self, in_channels: int, units: Sequence[int] = (3, 4, 9), width: int = 64) -> None:
         super().__init__()
@@ -103,7 +124,13 @@ class ResNetEncoder(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with separate query/key/value/output projections (ViT-B naming)."""
+    """Multi-head self-attention with separate query/key/value/output projections (ViT-B naming).
+
+    Args:
+        dim: token channels; divisible by ``heads``.
+        heads: attention heads.
+        attn_dropout: dropout on the attention weights (in training) and on the output projection.
+    """
 
     def __init__(self, dim: int, heads: int, attn_dropout: float) -> None:
         super().__init__()
@@ -127,7 +154,17 @@ class Attention(nn.Module):
 
 
 class ViTLayer(nn.Module):
-    """Pre-norm transformer layer (LayerNorm eps 1e-6), MLP with GELU and dropout."""
+    """Pre-norm transformer layer (LayerNorm eps 1e-6), MLP with GELU and dropout.
+
+    As ``Block`` and ``Mlp`` of the vendored ``vit_seg_modeling.py`` (L97-111, L170-175).
+
+    Args:
+        dim: token channels.
+        heads: attention heads.
+        mlp_dim: hidden width of the MLP.
+        dropout: dropout inside the MLP and after it.
+        attn_dropout: dropout of the attention (see :class:`Attention`).
+    """
 
     def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, attn_dropout: float) -> None:
         super().__init__()
@@ -148,14 +185,27 @@ class ViTLayer(nn.Module):
 
 
 class ConvBNReLU2d(nn.Sequential):
-    """3x3 conv (no bias) -> BatchNorm -> ReLU."""
+    """3x3 conv (no bias) -> BatchNorm -> ReLU.
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+    """
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class UpBlock(nn.Module):
-    """Bilinear x2 (align_corners, as nn.UpsamplingBilinear2d) -> [concat skip] -> two conv-BN-ReLU."""
+    """Bilinear x2 (align_corners, as nn.UpsamplingBilinear2d) -> [concat skip] -> two conv-BN-ReLU.
+
+    As ``DecoderBlock`` of the vendored ``vit_seg_modeling.py`` L286-318.
+
+    Args:
+        cin: channels coming from below.
+        cout: output channels.
+        skip: channels of the skip concatenated after up-sampling (0: no skip).
+    """
 
     def __init__(self, cin: int, cout: int, skip: int) -> None:
         super().__init__()
@@ -169,7 +219,31 @@ class UpBlock(nn.Module):
 
 
 class TransUNet(nn.Module):
-    """R50-ViT-B/16 TransUNet for square ``img_size`` slices; logits at input resolution."""
+    """R50-ViT-B/16 TransUNet for square ``img_size`` slices; logits at input resolution.
+
+    Defaults: MedNeXt's ``nnUNetTrainerV2_TransUNet.initialize_network`` (``nnUNetTrainerV2_TransUnet.py``
+    L30-46, "trainer" below) on the R50-ViT-B/16 configuration of the vendored ``vit_seg_configs.py``
+    (``get_b16_config`` L3-24, ``get_r50_b16_config`` L42-58, "config" below); docs/sources.md#baseline-configs.
+    No pretrained weights: the trainer never loads any.
+
+    Args:
+        in_channels: image channels; one channel is repeated to the three the ResNet stem has (trainer:
+            ``in_channels=3 if self.num_input_channels==1``).
+        n_classes: output channels, background included.
+        img_size: side of the square input slice, divisible by 16 and at least 32 (default 512: trainer
+            ``img_size``, the MedNeXt paper's 2D patch, §3.1).
+        hidden: transformer width (default 768: config ``hidden_size``).
+        layers: transformer layers (default 12: config ``transformer.num_layers``).
+        heads: attention heads (default 12: config ``transformer.num_heads``).
+        mlp_dim: hidden width of each MLP (default 3072: config ``transformer.mlp_dim``).
+        dropout: dropout on the embeddings and in the MLPs (default 0.1: config ``transformer.dropout_rate``).
+        attn_dropout: attention dropout (default 0.0: config ``transformer.attention_dropout_rate``).
+        decoder_channels: output channels of the four up-sampling blocks (default (256, 128, 64, 16):
+            config ``decoder_channels``).
+        skip_channels: channels of the skips at 1/8, 1/4, 1/2 and full size (default (512, 256, 64, 16):
+            config ``skip_channels``).
+        n_skip: how many of those skips are used (default 3: config and trainer ``n_skip``).
+    """
 
     def __init__(
         self,

@@ -1,8 +1,9 @@
 """UNETR (Hatamizadeh et al., WACV 2022) from MONAI, configured as the MedNeXt paper's run.
 
-Facts (shared/reference/mednext_official.md §5, baselines_metrics_datasets.md §A): img_size 128^3,
-feature_size 16, hidden 768, MLP 3072, 12 heads, perceptron patch embedding, instance norm,
-residual conv blocks, dropout 0. MONAI 1.6 renamed ``pos_embed`` to ``proj_type``.
+Settings of MedNeXt's ``nnUNetTrainerV2_UNETR.py`` L29-43 (docs/sources.md#baseline-trainers):
+img_size 128^3, feature_size 16, hidden 768, MLP 3072, 12 heads, perceptron patch embedding, instance
+norm, residual conv blocks, dropout 0. MONAI 1.6 renamed ``pos_embed`` to ``proj_type``
+(docs/sources.md#monai-api).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ def check_patch_size(patch_size: Sequence[int] | int) -> tuple[int, int, int]:
 
 
 class UNETR(_MonaiUNETR):
-    """MONAI UNETR whose forward rejects any input size other than its ``img_size``."""
+    """MONAI UNETR whose forward rejects any input size other than its ``img_size``.
+
+    Args:
+        in_channels: image channels.
+        n_classes: output channels, background included.
+        img_size: the one input size accepted, each side divisible by 16 (the paper's run: 128^3).
+    """
 
     def __init__(self, in_channels: int, n_classes: int, img_size: Sequence[int]) -> None:
         self.img_size = check_patch_size(img_size)

@@ -1,7 +1,8 @@
 """3D UX-Net (Lee et al., ICLR 2023): large-kernel depthwise ConvNeXt-style encoder, UNETR-style decoder.
 
-Written from the paper and the facts in shared/reference (baselines_metrics_datasets.md §A,
-mednext_official.md §5): depths 2,2,2,2, features 48,96,192,384, layer scale 1e-6, drop path 0.
+Written from the paper and MedNeXt's configuration of it (MedNeXt ``nnUNetTrainerV2_3DUXNet.py`` and its
+vendored ``custom_networks/UXNet3D/``; docs/sources.md#baseline-trainers, #baseline-configs): depths
+2,2,2,2, features 48,96,192,384, layer scale 1e-6, drop path 0.
 
 Encoder: a 7^3 stride-2 stem, then per stage blocks of
 ``7^3 depthwise conv -> LayerNorm -> 1x1 conv C->4C grouped by C -> GELU -> 1x1 conv 4C->C grouped by C
@@ -37,7 +38,12 @@ def check_patch_size(patch_size: Sequence[int] | int) -> tuple[int, int, int]:
 
 
 class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channel axis of a (B, C, D, H, W) tensor, eps 1e-6."""
+    """LayerNorm over the channel axis of a (B, C, D, H, W) tensor, eps 1e-6.
+
+    Args:
+        channels: channels C normalised over, with a learned scale and shift each.
+        eps: added to the variance (default 1e-6: ``LayerNorm`` in the vendored ``uxnet_encoder.py`` L13).
+    """
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -51,7 +57,16 @@ class ChannelLayerNorm(nn.Module):
 
 
 class UXBlock(nn.Module):
-    """One 3D UX-Net block: 7^3 depthwise conv, LayerNorm, grouped 1x1 expand/compress, layer scale."""
+    """One 3D UX-Net block: 7^3 depthwise conv, LayerNorm, grouped 1x1 expand/compress, layer scale.
+
+    As ``ux_block`` in the vendored ``uxnet_encoder.py`` L35-75.
+
+    Args:
+        dim: channels in and out.
+        drop_path: stochastic-depth rate of the residual branch (default 0.0).
+        layer_scale: initial per-channel scale of the branch; 0 disables it (default 1e-6: L47, L56).
+        kernel_size: depthwise kernel side (default 7: L49, the paper's large kernel).
+    """
 
     def __init__(self, dim: int, drop_path: float = 0.0, layer_scale: float = 1e-6, kernel_size: int = 7) -> None:
         super().__init__()
@@ -71,7 +86,17 @@ class UXBlock(nn.Module):
 
 
 class UXEncoder(nn.Module):
-    """Stem + 4 stages of UX blocks; returns the LayerNorm-ed output of every stage (/2, /4, /8, /16)."""
+    """Stem + 4 stages of UX blocks; returns the LayerNorm-ed output of every stage (/2, /4, /8, /16).
+
+    As ``uxnet_conv`` in the vendored ``uxnet_encoder.py`` L78-130.
+
+    Args:
+        in_channels: image channels.
+        depths: blocks per stage.
+        dims: channels per stage.
+        drop_path_rate: largest stochastic-depth rate, reached linearly over the blocks.
+        layer_scale: initial layer-scale value of every block.
+    """
 
     def __init__(
         self,
@@ -104,7 +129,22 @@ class UXEncoder(nn.Module):
 
 
 class UXNet3D(nn.Module):
-    """3D UX-Net segmentation network (no deep supervision), logits at input resolution."""
+    """3D UX-Net segmentation network (no deep supervision), logits at input resolution.
+
+    Defaults: MedNeXt's ``nnUNetTrainerV2_3DUXNet.initialize_network`` (``nnUNetTrainerV2_3DUXNet.py`` L29-39,
+    "trainer" below) and the defaults of the vendored ``UXNET`` (``network_backbone.py`` L43-56);
+    docs/sources.md#baseline-configs.
+
+    Args:
+        in_channels: image channels.
+        n_classes: output channels, background included.
+        depths: UX blocks per encoder stage (default (2, 2, 2, 2): trainer ``depths``).
+        feat_size: channels per encoder stage (default (48, 96, 192, 384): trainer ``feat_size``).
+        hidden_size: channels of the bottleneck block on the 1/16 features (default 768: ``UXNET`` default).
+        drop_path_rate: largest stochastic-depth rate (default 0.0: trainer ``drop_path_rate``).
+        layer_scale: initial layer-scale value (default 1e-6: trainer ``layer_scale_init_value``).
+        norm_name: normalisation of MONAI's UNETR decoder blocks (default "instance": ``UXNET`` default).
+    """
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """Benchmark: this project's metrics vs DeepMind ``surface-distance`` on a 512x512x150, 13-class case.
 
 Prints both times from the same run, their ratio, and the largest difference between the two
-sets of values (surface Dice at 1 mm, HD95, DSC). Acceptance target (issue 6): >= 10x faster with
+sets of values (surface Dice at 1 mm, HD95, DSC). Target: >= 10x faster than the package, with
 equal values. Both sides start from the two label maps; the reference side builds the boolean
 masks per class (as MedNeXt's official evaluation does) and calls the package.
 

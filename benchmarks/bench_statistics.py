@@ -5,7 +5,7 @@ Grid as ``config/paper.yaml``: 4 datasets x 15 networks x 5 folds plus 3 ablatio
 KiTS19 210 + BraTS21 1251 = 1,691; regions as the registry (13, 15, 2 + composite, 3). Values are
 random DSC/SDC fractions with some absent regions (NaN). Times, with 10,000 resamples: building the
 per-case matrices from the tidy frame, the headline CI of every (dataset, network, metric) cell,
-and every paired comparison (bootstrap CI + Wilcoxon + Holm). Target (issue 13): < 60 s on 2 cores.
+and every paired comparison (bootstrap CI + Wilcoxon + Holm). Target: < 60 s on 2 cores.
 
 Usage: ``python benchmarks/bench_statistics.py [--resamples N] [--seed N]``
 """

@@ -1,4 +1,4 @@
-"""One call for the first GPU that is lent (issue 11, item 5): speed and memory of the training step.
+"""One call for the first GPU that is lent: speed and memory of the training step.
 
 For MedNeXt-L k3/k5 and S k3 at 128³ x batch 2 (§3.1), through the real nnU-Net trainer
 (``ReproTrainer.train_step``: nnU-Net's autocast, GradScaler, AdamW, deep-supervision loss), one table
@@ -180,7 +180,8 @@ def measure(network: str, setting: Setting, patch: tuple[int, int, int], batch: 
 
 
 def versions(device: torch.device) -> dict[str, str]:
-    """torch, CUDA, cuDNN, driver and GPU name (timings depend on all of them; cluster_and_users.md)."""
+    """torch, CUDA, cuDNN, driver and GPU name (timings depend on all of them: cuDNN picks the depthwise 3D
+    convolution kernels, and its choices change between versions)."""
     info = {"torch": torch.__version__, "cuda": str(torch.version.cuda), "cudnn": str(torch.backends.cudnn.version())}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

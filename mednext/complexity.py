@@ -1,7 +1,7 @@
 """Parameter and FLOP counts for Table 1 (left) and the supplementary configuration table (§6.2).
 
 GFLOPs follow the fvcore convention, which reproduces the paper's column
-(shared/reference/mednext_official.md §2): one multiply-accumulate per conv weight and output
+(docs/sources.md#mednext-counts): one multiply-accumulate per conv weight and output
 position (input position for transposed convs), plus 5 operations per GroupNorm element; GELU,
 additions and padding are free. Shapes are propagated on the ``meta`` device, so a 128^3 count of
 MedNeXt-L costs no memory and milliseconds.

@@ -1,6 +1,6 @@
 """Provenance of a training or an evaluation: which code, config, packages and machine made a number.
 
-Issue 13 ("every reproduced number can name its origin"): each training writes ``provenance.json``
+Every reproduced number can name its origin: each training writes ``provenance.json``
 into its nnU-Net fold folder and each evaluation one beside its ``metrics.csv``. A record holds the
 git commit and dirty flag of this repository, hashes of the workflow config, the resolved values the
 job received, package versions, host and GPU model(s), UTC start/end and wall time, epochs completed
@@ -41,7 +41,7 @@ SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|AUTH|CREDENTIAL|COOKIE|SESSION
 #: Secret values shorter than this are not scrubbed (replacing "1" everywhere would garble numbers).
 MIN_SECRET_LENGTH = 4
 REDACTED = "<redacted>"
-#: Packages whose versions decide the numerics or the workflow (issue 13; recipe_parity.md).
+#: Packages whose versions decide the numerics (network, trainer, metrics, image I/O) or the workflow.
 PACKAGES: tuple[str, ...] = ("torch", "nnunetv2", "monai", "snakemake", "numpy", "SimpleITK")
 #: Checkpoints nnU-Net v2 writes into a fold folder; each stores ``current_epoch`` = epochs completed.
 CHECKPOINTS: tuple[str, ...] = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")

@@ -2,7 +2,7 @@
 
 Tensors of equal shape are copied; conv kernels whose spatial size differs are resampled
 trilinearly (bilinearly in 2D) with ``align_corners=False`` and no rescaling, as the official
-``upkern_load_weights`` (shared/reference/mednext_official.md §3).
+``upkern_load_weights`` (MedNeXt ``run/load_weights.py``; docs/sources.md#upkern).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The CLI's shape (issue 14): one module per command, one ``--dataset`` identifier everywhere."""
+"""The CLI's shape: one module per command, one ``--dataset`` identifier everywhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FLOP counting against fvcore, and the regenerated Table 1 against the paper (issue 2, item 2)."""
+"""FLOP counting against fvcore, and the regenerated Table 1 against the paper."""
 
 from __future__ import annotations
 

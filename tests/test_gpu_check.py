@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_check.py --smoke`` runs in CI, so the one-call GPU check never rots (issue 11, item 5)."""
+"""``benchmarks/gpu_check.py --smoke`` runs in CI, so the one-call GPU check never rots."""
 
 from __future__ import annotations
 

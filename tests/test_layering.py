@@ -1,7 +1,7 @@
 """The package's layering: no module imports a module of a higher layer.
 
-The layers are the developer guide's layout table read bottom-up: file helpers, then the network,
-UpKern and dataset facts, the network registry's mechanism, the entries (the paper's networks,
+The layers (``LAYERS``) are the README's layout table ("The parts") read bottom-up: file helpers,
+then the network, UpKern and dataset facts, the network registry's mechanism, the entries (the paper's networks,
 baselines, ablations), the assembled registry, nnU-Net, evaluation and provenance, statistics and
 the workflow helpers, tables, the commands, the CLI. Every ``import`` in the source, module-level or
 inside a function, is read with :mod:`ast`, and so is every ``importlib.import_module`` of a project
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: lowest first; a unit may import units of its own or a lower layer only
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mednext.atomic", "mednext.checkpoint_io", "mednext.complexity", "mednext.config_schema"),
+    ("mednext.atomic", "mednext.checkpoint_io", "mednext.complexity", "mednext.config_schema", "mednext.vocabulary"),
     ("mednext.network", "mednext.upkern", "mednext.data"),
     ("mednext.network_registry",),
     ("mednext.network_specs", "baselines"),
@@ -29,9 +29,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mednext.nnunet",),
     ("mednext.evaluation", "mednext.provenance"),
     ("mednext.statistics", "mednext.workflow"),
-    ("mednext.tables", "mednext.status"),
+    ("mednext.tables", "mednext.rehearsal", "mednext.status"),
     ("mednext.commands",),
-    ("mednext.cli", "mednext.__main__", "mednext"),
+    ("mednext.cli", "mednext.__main__", "mednext", "mednext.rehearsal_probe"),
 )
 LAYER_OF = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 

@@ -1,4 +1,4 @@
-"""Adding a network is one plugin module (issue 14): it is listed, configurable and trained in the DAG."""
+"""Adding a network is one plugin module: it is listed, configurable and trained in the DAG."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Provenance records (issue 13): fields against independent sources, atomic writes, resume counting
+"""Provenance records: fields against independent sources, atomic writes, resume counting
 through the real train command's decision, and scrubbing of planted tokens and home paths."""
 
 from __future__ import annotations
@@ -235,7 +235,8 @@ def test_train_command_counts_a_resume(nnunet_results: Path, tmp_path: Path, mon
 
 # -- no credentials, no home paths -----------------------------------------------------------------
 def test_planted_token_and_home_never_written(nnunet_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Acceptance 4 on the cheap path: a train and an evaluate with a planted token; grep every file."""
+    """No secret or home path leaves the process, on the cheap path: a train and an evaluate with a planted
+    token; grep every file."""
     import mednext.nnunet.runner as runner
 
     home = tmp_path / "home" / "alice"

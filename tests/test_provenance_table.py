@@ -1,4 +1,4 @@
-"""provenance.csv from hand-made run folders (issue 13): one row per (dataset, network, fold), keyed
+"""provenance.csv from hand-made run folders: one row per (dataset, network, fold), keyed
 to its table row, training facts from the embedded training record, clear errors."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""UpKern (paper §2.3): copy equal tensors, resample kernels, clear errors (issue 2, item 3)."""
+"""UpKern (paper §2.3): copy equal tensors, resample kernels, clear errors."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start (or stop) a real one-node SLURM cluster on this machine for the workflow tests
-# (Debian slurmctld + slurmd + munge, no accounting; shared/reference/install_and_integration_trials.md §5).
+# (Debian slurmctld + slurmd + munge, no accounting; docs/sources.md#local-slurm).
 # Needs root. Usage: tools/local_slurm.sh install|start|stop [STATE_DIR]
 # (install: only the Debian packages, e.g. in the background while pip installs; start installs them too.)
 # After `start`, export SLURM_CONF=STATE_DIR/slurm.conf to use sbatch/squeue against it.

@@ -70,7 +70,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _check_nnunet_agreement(args: argparse.Namespace) -> None:
-    """Our DSC per case and class must equal nnU-Net's validation summary.json Dice (issue 12)."""
+    """Our DSC per case and class must equal nnU-Net's validation summary.json Dice."""
     from mednext.evaluation.nnunet_agreement import AgreementError, check_fold_agreement
     from mednext.evaluation.results import signature_path
 
@@ -86,7 +86,7 @@ def _check_nnunet_agreement(args: argparse.Namespace) -> None:
 
 
 def _write_provenance(args: argparse.Namespace, started, recomputed: bool) -> None:
-    """``provenance.json`` (and the fold's ``recipe.json``) beside the metrics CSV (issue 13)."""
+    """``provenance.json`` (and the fold's ``recipe.json``) beside the metrics CSV."""
     from mednext.provenance import PROVENANCE_FILE, evaluation_record, utc_now, write_evaluation_provenance
 
     if not recomputed and (Path(args.out).parent / PROVENANCE_FILE).is_file():

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from mednext.vocabulary import FOLDS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     e = subparsers.add_parser("predict-ensemble", help="predict test images with the 5-fold nnU-Net ensemble")
     e.add_argument("--model-dir", required=True, help="nnU-Net training output folder (holds fold_0 ... fold_4)")
     e.add_argument("--input", required=True, help="folder of test images <case>_0000.nii.gz")
     e.add_argument("--output", required=True)
-    e.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    e.add_argument("--folds", nargs="+", type=int, default=list(FOLDS))
     e.add_argument("--checkpoint", default="checkpoint_final.pth")
     e.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     e.add_argument("--processes", type=int, default=2)

@@ -1,4 +1,4 @@
-"""``mednext-repro provenance``: collect the runs' ``provenance.json`` into ``provenance.csv`` (issue 13)."""
+"""``mednext-repro provenance``: collect the runs' ``provenance.json`` into ``provenance.csv``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""``recipe``: the effective training recipe of one run, read from a real nnU-Net trainer.
+"""``recipe``: the effective training and evaluation recipe of one run, read from what the code builds.
 
 Builds the network's trainer from the dataset's plans on the CPU (no training) and prints its
-recipe card: plain text for people, ``--json`` for machines (the same card every training writes
-as ``recipe.json`` into its fold folder).
+recipe card: plain text for people, ``--json`` for machines. The training items are the card every
+training writes as ``recipe.json`` into its fold folder; the evaluation items (regions scored and
+averaged, cross-validation aggregation, empty-region convention) come from the project's evaluation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from mednext.commands import DATASET_HELP, add_dataset_argument
 from mednext.nnunet.paths import DEFAULT_PLANS
+from mednext.vocabulary import N_FOLDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_dataset_argument(source, required=False, help=f"{DATASET_HELP}; plans under $nnUNet_preprocessed")
     source.add_argument("--plans", type=Path, help="a plans file to read directly (dataset.json must sit beside it)")
     parser.add_argument("--network", required=True, help="registry name, e.g. MedNeXt-B_k5 (mednext.networks)")
-    parser.add_argument("--fold", default="0", help="fold 0-4 or 'all' (default 0; decides the UpKern parent path)")
+    parser.add_argument("--fold", default="0", help=f"fold 0-{N_FOLDS - 1} or 'all' (default 0; decides the UpKern parent path)")
     parser.add_argument("--plans-name", default=DEFAULT_PLANS, help=f"plans identifier with --dataset (default {DEFAULT_PLANS})")
     parser.add_argument("--configuration", default=None, help="nnU-Net configuration (default: the network's)")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"),
@@ -46,12 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from mednext.commands import registry_key
     from mednext.commands.train import build_job
     from mednext.nnunet.recipe import format_recipe, recipe_for_plans
+    from mednext.statistics.evaluation_card import evaluation_card
 
     plans_file = args.plans if args.plans is not None else plans_path(args.dataset, args.plans_name)
     # the dataset's key decides its learning-rate overrides; a plans file sits in the dataset's folder
     job = build_job(args.job, args.overrides, registry_key(args.dataset or plans_file.parent.name))
     try:
         card = recipe_for_plans(plans_file, args.network, args.fold, args.configuration, args.device, job)
+        card.update(evaluation_card(card["dataset"]))
     except (ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise SystemExit(f"recipe: {message}") from None

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mednext.statistics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+from mednext.vocabulary import N_FOLDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("paper_tables/generated"))
     parser.add_argument("--spacing-mode", choices=["paper", "physical"], default="paper",
                         help="surface-Dice spacing mode compared with the paper (default: paper, as its evaluation)")
-    parser.add_argument("--folds", type=int, default=5, help="folds that make a row complete")
+    parser.add_argument("--folds", type=int, default=N_FOLDS, help=f"folds that make a row complete (default {N_FOLDS})")
     parser.add_argument("--leaderboard", type=Path, default=Path("paper_tables/leaderboard_scores.csv"),
                         help="scores recorded with record-leaderboard (optional)")
     parser.add_argument("--provenance", type=Path, default=None,

@@ -136,5 +136,6 @@ def _provenance(run_, args: argparse.Namespace, job):  # -> context manager
                 "fold": run_.fold, "trainer": spec.trainer_name, "plans": args.plans_name,
                 "configuration": args.configuration or spec.configuration}
     process_env = {k: v for k, v in nnunet_job_env(job).items() if k.startswith("nnUNet_")}
-    record = {"device": args.device, "workers": args.workers, **job.settings.as_dict(), "process_env": process_env}
+    record = {"device": args.device, "workers": args.workers, **job.settings.as_dict(), "process_env": process_env,
+              "gpu_rehearsal": job.gpu_rehearsal}  # the figures gradient_checkpointing auto decided from
     return training_provenance(folder, decide_action(folder).value, identity, record)

@@ -2,9 +2,9 @@
 
 Every case is checked before anything is kept: all modalities present, one 3-D grid (shape and
 spacing agree between every image and the label), no NaN in any image, label values integral and
-within the dataset's source set. Labels are remapped to nnU-Net order (BraTS 1,2,4 -> 2,1,3,
-mednext_official.md §6). The dataset is written to a temporary folder next to the target and renamed
-only when every case passed, so a failure leaves no output folder.
+within the dataset's source set. Labels are remapped to nnU-Net order (BraTS 1,2,4 -> 2,1,3, as
+nnU-Net's ``Dataset137_BraTS21.py``; docs/sources.md#brats21). The dataset is written to a temporary
+folder next to the target and renamed only when every case passed, so a failure leaves no output folder.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Find the training cases of each dataset in its own raw layout (reference §C, mednext_official.md §7).
+"""Find the training cases of each dataset in its own raw layout (docs/sources.md#datasets).
 
 BTCV ``RawData/Training/{img/img0001,label/label0001}.nii.gz``; AMOS22 ``amos22/{imagesTr,labelsTr}/
 amos_0001.nii.gz`` (ids < 500 are CT, the rest MRI and excluded); KiTS19 ``data/case_00000/
@@ -88,6 +88,35 @@ def brats21_cases(root: Path) -> list[RawCase]:
         RawCase(f.name, tuple(f / f"{f.name}_{m}.nii.gz" for m in BRATS_MODALITY_SUFFIXES), f / f"{f.name}_seg.nii.gz")
         for f in folders
     ]
+
+
+# Where each layout puts case ``index`` (the inverse of the finders above): stand-in cases for a
+# rehearsal are written there, so that conversion reads them through the dataset's own finder.
+
+
+def btcv_case_files(root: Path, index: int) -> RawCase:
+    training = Path(root) / "RawData" / "Training"
+    return RawCase(f"BTCV_{index + 1:04d}", (training / "img" / f"img{index + 1:04d}.nii.gz",),
+                   training / "label" / f"label{index + 1:04d}.nii.gz")
+
+
+def amos22_case_files(root: Path, index: int) -> RawCase:
+    if index + 1 >= AMOS_CT_MAX_ID:
+        raise ValueError(f"AMOS22 CT case ids are below {AMOS_CT_MAX_ID}; index {index} is not one")
+    name = f"amos_{index + 1:04d}.nii.gz"
+    folder = Path(root) / "amos22"
+    return RawCase(name[: -len(".nii.gz")], (folder / "imagesTr" / name,), folder / "labelsTr" / name)
+
+
+def kits19_case_files(root: Path, index: int) -> RawCase:
+    folder = Path(root) / "data" / f"case_{index:05d}"
+    return RawCase(folder.name, (folder / "imaging.nii.gz",), folder / "segmentation.nii.gz")
+
+
+def brats21_case_files(root: Path, index: int) -> RawCase:
+    folder = Path(root) / f"BraTS2021_{index:05d}"
+    return RawCase(folder.name, tuple(folder / f"{folder.name}_{m}.nii.gz" for m in BRATS_MODALITY_SUFFIXES),
+                   folder / f"{folder.name}_seg.nii.gz")
 
 
 def find_cases(spec: DatasetSpec, source_root: Path) -> list[RawCase]:

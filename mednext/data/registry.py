@@ -3,8 +3,9 @@
 One entry per dataset holds everything the download, conversion, evaluation and workflow code needs:
 where the files come from (URL, Zenodo record or Synapse id), licence, credential need, the training
 case count the paper used (BTCV 30, AMOS22 200 CT, KiTS19 210, BraTS21 1251), channel names, label
-names in nnU-Net order with the remap from the source values, evaluation regions, and a fixed
-nnU-Net dataset id. Facts: reference/baselines_metrics_datasets.md §C, mednext_official.md §6-7.
+names in nnU-Net order with the remap from the source values, evaluation regions, a fixed
+nnU-Net dataset id, and the geometry of its training cases (what a rehearsal writes stand-ins at).
+Facts and their sources: docs/sources.md#datasets, #dataset-geometry and #official-evaluation.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mednext.data.errors import UnknownDatasetError
+from mednext.data.geometry import CaseGeometry, GeometryProfile, uniform_profile
 from mednext.data.layouts import (
     KITS19_TRAIN_CASES,
     RawCase,
+    amos22_case_files,
     amos22_cases,
+    brats21_case_files,
     brats21_cases,
+    btcv_case_files,
     btcv_cases,
+    kits19_case_files,
     kits19_cases,
 )
+from mednext.vocabulary import CONVENTIONS, NAN_IS_1, NAN_SKIPPED
 
 #: Environment variable holding a Synapse personal access token (never logged, never stored).
 SYNAPSE_TOKEN_ENV = "SYNAPSE_AUTH_TOKEN"
@@ -71,7 +78,7 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Region:
-    """An evaluation region: the union of the given nnU-Net label values (mednext_official.md §6).
+    """An evaluation region: the union of the given nnU-Net label values (docs/sources.md#official-evaluation).
 
     ``in_mean``: counted in the mean over classes that the paper's tables report; a region the
     official evaluation did not score (the KiTS19 kidney+tumor composite) is reported beside it only.
@@ -112,6 +119,26 @@ class DatasetSpec:
     #: Challenge submission naming: (regex over a test case id, file name template with ``\1`` groups).
     #: Labels are mapped back to the source values by :meth:`inverse_remap` where the remap is not identity.
     submission_naming: tuple[str, str] | None = None
+    #: Shapes and spacings of the training cases, with their public source (rehearsal stand-ins;
+    #: docs/sources.md#dataset-geometry).
+    geometry: GeometryProfile | None = None
+    #: Where the source layout keeps case ``index``: ``case_files(source_root, index)`` (the inverse of
+    #: ``layout``; stand-ins are written there).
+    case_files: Callable[[Path, int], RawCase] | None = None
+    #: How a region absent from both masks enters the cross-validation mean (:data:`mednext.vocabulary.CONVENTIONS`):
+    #: the first convention gives the tables' headline value, a second one is computed and shown beside it.
+    empty_region_conventions: tuple[str, ...] = (NAN_SKIPPED,)
+    #: Where a headline convention other than ``nan_skipped`` comes from (public source).
+    convention_source: str = ""
+
+    def __post_init__(self) -> None:
+        conventions = self.empty_region_conventions
+        unknown = [c for c in conventions if c not in CONVENTIONS]
+        if unknown or not 1 <= len(conventions) <= 2 or len(set(conventions)) != len(conventions):
+            raise ValueError(f"dataset {self.key!r}: empty_region_conventions must be one or two of "
+                             f"{sorted(CONVENTIONS)}, found {list(conventions)}")
+        if conventions[0] != NAN_SKIPPED and not self.convention_source:
+            raise ValueError(f"dataset {self.key!r}: headline convention {conventions[0]!r} needs its convention_source")
 
     @property
     def folder_name(self) -> str:
@@ -172,7 +199,19 @@ def _btcv() -> DatasetSpec:
                           page="https://www.synapse.org/#!Synapse:syn3379050"),),
         credential_env=SYNAPSE_TOKEN_ENV,
         layout=btcv_cases,
+        case_files=btcv_case_files,
         submission_naming=(r"^img(\d{4})$", r"label\1.nii.gz"),  # the Synapse label files' naming (unchecked)
+        geometry=GeometryProfile(
+            smallest=CaseGeometry((85, 512, 512), (3.3, 0.547, 0.547), "smallest stated: 512x512x85, ~280 mm field of view"),
+            median=CaseGeometry((128, 512, 512), (3.0, 0.7578, 0.7578), "median of the training cases (nnU-Net plans)"),
+            largest=CaseGeometry((198, 512, 512), (3.28, 0.977, 0.977), "largest stated: 512x512x198, ~500x500x650 mm"),
+            slices=(85, 198), inplane_spacing_mm=(0.54, 0.98), slice_spacing_mm=(2.5, 5.0),
+            source="challenge page (Synapse syn3193805, wiki 217752, quoted in MONAI's BTCV tutorials): volumes "
+                   "512x512x85 to 512x512x198, fields of view ~280x280x280 to 500x500x650 mm3, in-plane 0.54-0.98 mm, "
+                   "slices 2.5-5.0 mm; median from published nnU-Net v2 plans of the 30 training cases "
+                   "(aitechlabcn/neUNet neUNet_utils/plan_json/nnUNetPlans_BTCV.json: 128x512x512 at 3.0x0.758x0.758 mm)",
+            assumed="slice spacing of the smallest and largest case: the stated field of view over the stated slice count",
+        ),
         notes="Project syn3193805; RawData.zip is entity syn3379050 (public downloaders record md5 "
               "e8e3fc9604eadc34c47067e2332f8ea1; the download checks the md5 Synapse publishes). Layout RawData/Training/{img/img00XX,label/label00XX}.nii.gz; Test/ has no labels.",
     )
@@ -202,6 +241,18 @@ def _amos22() -> DatasetSpec:
         files=(SourceFile("amos22.zip", url=f"{ZENODO}/records/7155725/files/amos22.zip?download=1",
                           zenodo_record="7155725"),),
         layout=amos22_cases,
+        case_files=amos22_case_files,
+        geometry=GeometryProfile(
+            smallest=CaseGeometry((56, 512, 512), (5.0, 0.547, 0.547), "assumed: 280 mm cube at the median slice spacing"),
+            median=CaseGeometry((103, 512, 512), (5.0, 0.7129, 0.7129), "median (nnU-Net plans)"),
+            largest=CaseGeometry((130, 512, 512), (5.0, 0.977, 0.977), "assumed: 500x500x650 mm at the median slice spacing"),
+            slices=(56, 130), inplane_spacing_mm=(0.547, 0.977), slice_spacing_mm=(5.0, 5.0),
+            source="median from nnU-Net v2 plans of AMOS 2022 as published by nnU-Net's authors (Dataset219_AMOS2022_"
+                   "postChallenge_task2: 103x512x512 at 5.0x0.713x0.713 mm; that cohort adds 40 MRI to the 200 CT)",
+            assumed="AMOS22 publishes no per-case geometry in the sources found: smallest and largest take the BTCV "
+                    "page's field-of-view bounds (the same portal-venous abdominal CT) at AMOS22's median 5 mm slices "
+                    "and a 512x512 matrix; a rehearsal on the real data replaces them",
+        ),
         notes="imagesTr holds 240 cases: ids < 500 are CT (200), ids >= 500 MRI (40, excluded). No login.",
     )
 
@@ -235,7 +286,17 @@ def _kits19() -> DatasetSpec:
         homepage="https://github.com/neheller/kits19",
         files=(labels, *images),
         layout=kits19_cases,
+        case_files=kits19_case_files,
         submission_naming=(r"^case_(\d{5})$", r"prediction_\1.nii.gz"),
+        geometry=GeometryProfile(
+            smallest=CaseGeometry((53, 512, 512), (3.0, 0.546875, 0.546875), "case_00130"),
+            median=CaseGeometry((738, 512, 512), (0.5, 0.7890625, 0.7890625), "case_00059"),
+            largest=CaseGeometry((734, 512, 512), (1.0, 0.970703125, 0.970703125), "case_00165"),
+            slices=(29, 1059), inplane_spacing_mm=(0.4375, 1.041), slice_spacing_mm=(0.5, 5.0),
+            source="NIfTI headers of the 210 training labels (data/case_*/segmentation.nii.gz of neheller/kits19 at the "
+                   "commit downloaded here): 29-1059 slices of 512x512 (one case 512x796), slices 0.5-5.0 mm, in-plane "
+                   "0.4375-1.041 mm; smallest, median and largest case by voxels at 1 mm",
+        ),
         notes="Labels are in the git repo (case_00000..00209); images from the Hugging Face dataset "
               "neheller/KiTS-Challenge-Imaging (no checksums published: recorded on first download). "
               "Cases 210-299 are the unlabelled test set and are not fetched. Official MedNeXt evaluates "
@@ -263,7 +324,17 @@ def _brats21() -> DatasetSpec:
                           page="https://www.synapse.org/#!Synapse:syn25829067/wiki/610863"),),
         credential_env=SYNAPSE_TOKEN_ENV,
         layout=brats21_cases,
+        case_files=brats21_case_files,
         submission_naming=(r"^(BraTS2021_\d{5})$", r"\1.nii.gz"),  # labels mapped back 1->2, 2->1, 3->4
+        geometry=uniform_profile(
+            CaseGeometry((155, 240, 240), (1.0, 1.0, 1.0), "every case"),
+            "BraTS 2021 paper (Baid et al., arXiv:2107.02314): every scan skull-stripped, co-registered to the SRI24 "
+            "atlas and resampled to 1 mm isotropic, 240x240x155 voxels, four MRI channels"),
+        # A region absent from both masks (often ET) counts as 1 in the headline, NaN-skipping beside it.
+        empty_region_conventions=(NAN_IS_1, NAN_SKIPPED),
+        convention_source="official MedNeXt nnunet_mednext/dataset_conversion/Task137_BraTS_2021.py L151 "
+                          "(\"we are interested in the mean (nan is 1) column\"; it reads that row of the region-based "
+                          "summary, nnunet_mednext/evaluation/region_based_evaluation.py L185-189)",
         notes="Source labels 1 NCR, 2 ED, 4 ET are remapped to nnU-Net order 2->1, 1->2, 4->3 (as nnU-Net "
               "Task043/137 and MedNeXt do; map back for submission). Channels _t1, _t1ce, _t2, _flair -> "
               "0000..0003. The Synapse entity id of the training tar is not recorded here: look it up on the "
@@ -294,6 +365,8 @@ def _synthetic() -> DatasetSpec:
         licence="CC0-1.0 (generated)",
         homepage="mednext.data.synthetic",
         generate=_write_synthetic,
+        geometry=uniform_profile(CaseGeometry((14, 48, 48), (2.5, 0.8, 0.8), "every case"),
+                                 "mednext.data.synthetic.write_synthetic_dataset defaults"),
         notes="Generated locally by mednext.data.synthetic.write_synthetic_dataset; nothing to download.",
     )
 

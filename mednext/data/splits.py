@@ -14,9 +14,9 @@ from pathlib import Path
 from sklearn.model_selection import KFold
 
 from mednext.atomic import atomic_write_text
+from mednext.vocabulary import N_FOLDS
 
 SPLIT_SEED = 12345
-N_FOLDS = 5
 _FILE_ENDING = ".nii.gz"
 
 

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mednext.evaluation.io import EvaluationInputError
-
-ALL_FOLDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+from mednext.vocabulary import FOLDS
 
 
 def check_model_folder(model_dir: str | Path, folds: Sequence[int | str], checkpoint: str) -> list[Path]:
@@ -33,7 +32,7 @@ def predict_test_set(
     model_dir: str | Path,
     input_dir: str | Path,
     output_dir: str | Path,
-    folds: Sequence[int | str] = ALL_FOLDS,
+    folds: Sequence[int | str] = FOLDS,
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cuda",
     tile_step_size: float = 0.5,

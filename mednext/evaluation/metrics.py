@@ -1,9 +1,9 @@
 """Per-case, per-class (or per-region) segmentation metrics: DSC, surface Dice, HD95, volumes.
 
 Paper (§3, Tables 1-2) reports DSC and surface Dice (SDC/NSD) at 1.0 mm tolerance. The official
-evaluation (``mednext_official.md`` §6) calls DeepMind's surface distances with spacing
-``[1, 1, 1]``; ``spacing_mode="paper"`` reproduces that, ``"physical"`` (default) uses the
-image spacing in mm.
+evaluation (MedNeXt ``evaluation/region_based_evaluation.py``; docs/sources.md#official-evaluation)
+calls DeepMind's surface distances with spacing ``[1, 1, 1]``; ``spacing_mode="paper"`` reproduces
+that, ``"physical"`` (default) uses the image spacing in mm.
 
 Empty-mask conventions (region absent from ground truth and/or prediction):
 
@@ -28,7 +28,7 @@ from mednext.evaluation.surface import DEFAULT_MAX_OFFSETS, robust_hausdorff, su
 Regions = Mapping[str, tuple[int, ...]]
 
 #: Extra preset names: alias -> (dataset registry key, only the regions counted in the mean).
-#: ``kits19-mednext`` is the official MedNeXt evaluation (kidney and tumor, mednext_official.md §6).
+#: ``kits19-mednext`` is the official MedNeXt evaluation (kidney and tumor; docs/sources.md#official-evaluation).
 PRESET_ALIASES: dict[str, tuple[str, bool]] = {"brats": ("brats21", False), "kits19-mednext": ("kits19", True)}
 
 SPACING_MODES = ("physical", "paper")

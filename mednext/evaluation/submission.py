@@ -1,6 +1,6 @@
 """Package test-set predictions the way each challenge expects, and zip them.
 
-Facts (``baselines_metrics_datasets.md`` §C; nnU-Net ``Dataset137_BraTS21.py``):
+Facts (docs/sources.md#brats21, #kits19, #btcv; nnU-Net ``Dataset137_BraTS21.py``):
 
 * BraTS21: nnU-Net trains on labels remapped 2->1 (edema), 1->2 (necrosis), 4->3 (enhancing);
   a submission maps back 1->2, 2->1, 3->4. Files keep the case name (``BraTS2021_XXXXX.nii.gz``).

@@ -1,7 +1,7 @@
 """Surface distances between two binary masks, equal to DeepMind ``surface-distance`` but faster.
 
 The paper computes surface Dice with DeepMind's ``surface_distance`` package
-(``mednext_official.md`` §6). This module reproduces its definitions exactly:
+(docs/sources.md#official-evaluation, #surface-distance). This module reproduces its definitions exactly:
 
 * surface elements ("surfels") live on the corners of the voxel grid; the 2x2x2 neighbourhood code
   of each corner and its area come from the package's own lookup tables

@@ -1,7 +1,7 @@
 """MedNeXt building blocks (paper §2.1-2.2).
 
 Attribute names and creation order follow the official MedNeXt v1 release so that its
-checkpoints load with ``strict=True`` (facts: shared/reference/mednext_official.md §1).
+checkpoints load with ``strict=True`` (MedNeXt ``mednextv1/blocks.py``; docs/sources.md#mednext-block).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Module names, creation order and parameter shapes equal the official v1 release
 (``nnunet_mednext/network_architecture/mednextv1``), so its checkpoints load with ``strict=True``
-and give the same forward (facts: shared/reference/mednext_official.md §1).
+and give the same forward (docs/sources.md#mednext-layout).
 """
 
 from __future__ import annotations

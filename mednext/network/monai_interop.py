@@ -2,7 +2,7 @@
 
 MONAI keeps stages in ModuleLists (``enc_stages.i``, ``down_blocks.i``, ``up_blocks.i`` counted from
 the bottleneck, ``out_blocks.i`` from the deepest head); the official layout names each module
-(``enc_block_i``, ``down_i``, ``up_{3-i}``, ``out_{4-i}``). Facts: shared/reference/nnunet_v2_and_monai.md §3.
+(``enc_block_i``, ``down_i``, ``up_{3-i}``, ``out_{4-i}``). Facts: docs/sources.md#monai-mednext.
 """
 
 from __future__ import annotations
@@ -48,6 +48,6 @@ def load_monai_weights(network: MedNeXt, monai_state: Mapping[str, torch.Tensor]
     if mismatched:
         raise ValueError(
             f"MONAI state dict shapes differ at {mismatched[:5]} (MONAI's B/M/L down-blocks use another "
-            "expansion ratio than the official v1, shared/reference/nnunet_v2_and_monai.md §3)"
+            "expansion ratio than the official v1, docs/sources.md#monai-mednext)"
         )
     network.load_state_dict({**translated, "dummy_tensor": target["dummy_tensor"]}, strict=True)

@@ -1,8 +1,8 @@
 """The divergence guard: a training whose loss stays NaN or infinite stops, and says so in its fold folder.
 
 nnU-Net v2 trains on through non-finite losses (its ``train_step`` has no check), and MedNeXt has been
-reported to produce NaN losses under nnU-Net v2 (MIC-DKFZ/MedNeXt issue #13); such a run would burn
-its whole GPU budget. A single non-finite loss is not divergence: with float16 autocast, nnU-Net's
+reported to produce NaN losses under nnU-Net v2 (``docs/sources.md#nan-divergence``); such a run would
+burn its whole GPU budget. A single non-finite loss is not divergence: with float16 autocast, nnU-Net's
 GradScaler skips the optimiser step of an iteration whose gradients overflow and lowers its scale,
 and the next iterations recover. The guard therefore stops a run only after
 ``patience`` consecutive non-finite losses, writes :data:`DIVERGED_MARKER` into the fold folder and

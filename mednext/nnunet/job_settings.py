@@ -110,14 +110,20 @@ class TrainingJob:
             for a dataset the registry does not know.
         cpu_threads: torch's intra-op threads on the CPU (the CPUs the job holds); None leaves
             nnU-Net's choice (every core).
+        gpu_rehearsal: what a GPU rehearsal measured for the network (device, its memory, the margin,
+            the runs with and without gradient checkpointing), from the workflow's calibration; with
+            ``gradient_checkpointing: auto`` the trainer decides from it
+            (:func:`mednext.nnunet.checkpointing_choice.choice_for_job`). None: not rehearsed.
     """
 
     settings: TrainingSettings
     dataset: str | None = None
     cpu_threads: int | None = None
+    gpu_rehearsal: Mapping[str, Any] | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"settings": self.settings.as_dict(), "dataset": self.dataset, "cpu_threads": self.cpu_threads},
+        return json.dumps({"settings": self.settings.as_dict(), "dataset": self.dataset, "cpu_threads": self.cpu_threads,
+                           "gpu_rehearsal": None if self.gpu_rehearsal is None else dict(self.gpu_rehearsal)},
                           sort_keys=True)
 
     @classmethod
@@ -127,7 +133,8 @@ class TrainingJob:
             settings = data["settings"]
         except (ValueError, TypeError, KeyError) as error:
             raise ConfigValueError(f"{source}: not a training job ({error!r}): {text[:200]!r}") from None
-        return cls(TrainingSettings.from_config(settings, source), data.get("dataset"), data.get("cpu_threads"))
+        return cls(TrainingSettings.from_config(settings, source), data.get("dataset"), data.get("cpu_threads"),
+                   data.get("gpu_rehearsal"))
 
     def to_env(self) -> dict[str, str]:
         return {ENV_TRAINING_JOB: self.to_json()}

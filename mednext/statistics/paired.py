@@ -1,7 +1,7 @@
-"""Paired comparisons on the same validation cases (issue 13): is network A really better than B here?
+"""Paired comparisons on the same validation cases: is network A really better than B here?
 
 The paired unit is a validation case: its mean over the regions counted in the table's mean, in the
-table's spacing mode (the unit the headline averages), in percent. Per (dataset, metric, network,
+table's spacing mode and the dataset's headline empty-region convention (the unit the headline averages), in percent. Per (dataset, metric, network,
 reference): mean paired difference network − reference with a fold-stratified bootstrap 95 % CI,
 the two-sided Wilcoxon signed-rank p (``scipy.stats.wilcoxon`` defaults: zero differences dropped,
 ``zero_method="wilcox"``), and Holm's step-down correction within each table. Cases scored for one

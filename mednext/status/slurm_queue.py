@@ -2,7 +2,7 @@
 
 The SLURM executor of Snakemake names a job by the run's id and puts
 ``rule_<rule>_wildcards_<values joined by _>`` into the job's comment
-(``snakemake_executor_plugin_slurm``), so a training's comment is derived from its checkpoint
+(``docs/sources.md#snakemake-markers``), so a training's comment is derived from its checkpoint
 wildcards: dataset folder, trainer, configuration, fold.
 """
 

@@ -3,7 +3,7 @@
 Snakemake marks every output of a job it starts (or submits to SLURM) as incomplete, one file per
 output under ``<workdir>/.snakemake/incomplete/``, named by the urlsafe base64 of the output path
 (split into ``@``-prefixed folders when longer than a file name may be) and holding the cluster job
-id (``snakemake.persistence.file.FilePersistence``). The marker goes when the job ends, so a marker
+id (``docs/sources.md#snakemake-markers``). The marker goes when the job ends, so a marker
 names a job that is queued, running, or was killed together with Snakemake.
 """
 

@@ -1,7 +1,7 @@
 """Reproduced beside reported: join the headline statistics with the paper's numbers (Tables 1 right, 2).
 
 Reproduced (the headline) is the official pooled cross-validation mean: the validation cases of all
-folds pooled, nanmean per region, then the mean over regions (recipe_parity.md item 2;
+folds pooled, nanmean per region, then the mean over regions (docs/sources.md#cv-mean;
 :mod:`mednext.statistics.aggregate`), in percent. Beside it: its fold-stratified bootstrap 95 % CI and
 the spread over folds (mean ± sample std of the per-fold values). A row is flagged (⚑) when the
 paper's value lies outside the 95 % CI. Missing runs stay in the table as "—"; nothing here raises
@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 
 from mednext.data.registry import PAPER_DATASETS as REGISTRY_PAPER_DATASETS
+from mednext.statistics.cases import dataset_conventions
 from mednext.tables.render import write_display_table
+from mednext.vocabulary import CONVENTIONS, tidy_key
 
 MISSING = "—"
-#: Paper metric names -> metric names of mednext.evaluation's tidy results.
-METRIC_COLUMN = {"DSC": "dsc", "SDC": "sdc", "NSD": "sdc", "HD95": "hd95"}
 PAPER_DATASETS = REGISTRY_PAPER_DATASETS  # the paper's table order, from the dataset registry
 DATASET_ORDER = (*PAPER_DATASETS, "average")
-STAT_COLUMNS = ["reproduced", "ci_low", "ci_high", "fold_mean", "fold_std", "folds_done", "n_cases"]
+STAT_COLUMNS = ["reproduced", "ci_low", "ci_high", "fold_mean", "fold_std", "folds_done", "n_cases", "convention",
+                "other_convention", "reproduced_other"]
 PROVENANCE_COLUMNS = ("dataset", "network", "fold", "git_commit")
 
 
@@ -41,10 +42,11 @@ def compare(reported: pd.DataFrame, headline: pd.DataFrame | None, n_folds: int)
         stats = pd.DataFrame(columns=["network", "dataset", "metric_key", *STAT_COLUMNS])
     else:
         stats = headline.rename(columns={"metric": "metric_key"})[["network", "dataset", "metric_key", *STAT_COLUMNS]]
-    table = reported.copy()  # the paper's rows only: other datasets go to results_other_datasets (issue 12)
-    table["metric_key"] = table["metric"].map(METRIC_COLUMN)
+    table = reported.copy()  # the paper's rows only: other datasets go to results_other_datasets
+    table["metric_key"] = table["metric"].map(tidy_key)
     table = table.merge(stats, on=["network", "dataset", "metric_key"], how="left")
     table = _fill_averages(table, n_folds)
+    table = _fill_conventions(table)
     table["folds_done"] = table["folds_done"].fillna(0).astype(int)
     table["n_cases"] = table["n_cases"].fillna(0).astype(int)
     table["delta"] = table["reproduced"] - table["value"]
@@ -105,6 +107,17 @@ def _fill_averages(table: pd.DataFrame, n_folds: int) -> pd.DataFrame:
     return table
 
 
+def _fill_conventions(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows without a run still say which conventions their dataset's value uses (the average mixes them: none)."""
+    missing = table["convention"].isna() & (table["dataset"] != "average")
+    for index in table.index[missing]:
+        conventions = dataset_conventions(str(table.at[index, "dataset"]))
+        table.at[index, "convention"] = conventions[0]
+        table.at[index, "other_convention"] = conventions[1] if len(conventions) > 1 else ""
+    table[["convention", "other_convention"]] = table[["convention", "other_convention"]].fillna("")
+    return table
+
+
 def _cell(value: float, std: float | None = None, digits: int = 2) -> str:
     if value is None or not np.isfinite(value):
         return MISSING
@@ -114,6 +127,13 @@ def _cell(value: float, std: float | None = None, digits: int = 2) -> str:
     return text
 
 
+def _other_cell(value: float, convention: object) -> str:
+    """The pooled value under the dataset's second empty-region convention, with its name; "" where none."""
+    if not isinstance(convention, str) or not convention:
+        return ""
+    return f"{_cell(value)} ({CONVENTIONS[convention].label})"
+
+
 def _ci(low: float, high: float) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return MISSING
@@ -121,8 +141,9 @@ def _ci(low: float, high: float) -> str:
 
 
 def display_frame(table: pd.DataFrame, label_columns: Sequence[str], cross_validation: bool = True) -> pd.DataFrame:
-    """Human-readable rows: (reported,) reproduced (pooled), 95 % CI, fold mean ± std, (Δ,) folds,
-    (flag,) and the provenance columns when present. Tables without a ``reported`` column (datasets
+    """Human-readable rows: (reported,) reproduced (pooled), 95 % CI, fold mean ± std, the value under
+    the dataset's other empty-region convention (only when some row has one), (Δ,) folds, (flag,) and
+    the provenance columns when present. Tables without a ``reported`` column (datasets
     the paper did not use) show no reported value, Δ or flag. ``cross_validation=False`` (the test-set
     table: one recorded score per cell) shows the score without CI or fold columns."""
     shown = table[list(label_columns)].copy()
@@ -135,6 +156,8 @@ def display_frame(table: pd.DataFrame, label_columns: Sequence[str], cross_valid
         shown["reproduced (pooled)"] = table["reproduced"].map(lambda v: _cell(v))
         shown["95 % CI"] = [_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
         shown["fold mean ± std"] = [_cell(v, s) for v, s in zip(table["fold_mean"], table["fold_std"])]
+    if "other_convention" in table and (table["other_convention"].fillna("") != "").any():
+        shown["other convention"] = [_other_cell(v, c) for v, c in zip(table["reproduced_other"], table["other_convention"])]
     if has_reported:
         shown["Δ"] = table["delta"].map(lambda v: MISSING if not np.isfinite(v) else f"{v:+.2f}")
     if cross_validation:

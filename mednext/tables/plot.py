@@ -12,6 +12,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mednext.atomic import atomic_output  # noqa: E402
+from mednext.vocabulary import TABLE_METRICS, paper_name  # noqa: E402
+
+MARKERS = ("o", "s", "^", "D", "v")
 
 
 def plot_reproduced_vs_reported(table: pd.DataFrame, out_png: Path) -> Path:
@@ -26,7 +29,7 @@ def plot_reproduced_vs_reported(table: pd.DataFrame, out_png: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 6))
     if done.empty:
         return _write_message(fig, ax, out_png, int(np.isfinite(reported).sum()))
-    for metric, marker in (("DSC", "o"), ("SDC", "s")):
+    for metric, marker in zip((paper_name(m) for m in TABLE_METRICS), MARKERS):
         rows = done[done["metric"] == metric]
         if len(rows):
             low_err = (rows["reproduced"] - rows["ci_low"]).fillna(0).clip(lower=0)

@@ -1,6 +1,6 @@
 """``provenance.csv``: one row per (dataset, network, fold) behind the tables, from each run's provenance.
 
-Issue 13: every reproduced number can name its origin. The evaluation writes ``provenance.json`` beside
+Every reproduced number can name its origin. The evaluation writes ``provenance.json`` beside
 each ``results/<dataset>/<network>/fold_<F>/metrics.csv`` with the training's record embedded; this
 table flattens those records. ``provenance_key`` = ``<dataset>/<network>`` is the key a table row
 (one dataset and network, all folds) shares with its folds' rows.

@@ -10,7 +10,7 @@ import torch
 from mednext.complexity import count_flops, count_parameters
 from mednext.network import KERNEL_SIZES, VARIANTS, create_mednext_v1
 
-N_CLASSES = 14  # BTCV: 13 organs + background, the setting the paper's counts fit (mednext_official.md §2)
+N_CLASSES = 14  # BTCV: 13 organs + background, the setting the paper's counts fit (docs/sources.md#mednext-counts)
 FLOPS_INPUT_SHAPE = (1, 1, 128, 128, 128)  # "GFLOPs" column of Supp. 6.2: one 128^3 patch
 
 TITLE = "Table 1 (left): MedNeXt configurations, reproduced vs reported"

@@ -13,6 +13,7 @@ from typing import Any
 from mednext.data.registry import get_dataset, register_dataset
 from mednext.networks import get_network
 from mednext.runs import Run
+from mednext.vocabulary import N_FOLDS
 
 
 class ConfigError(ValueError):
@@ -51,11 +52,16 @@ def register_own_datasets(config: Mapping[str, Any], source: str = "config") -> 
 
 
 def check_config(config: Mapping[str, Any], source: str = "config") -> None:
-    """Raise :class:`ConfigError` naming ``source`` if a dataset or network is unknown to the registries.
+    """Raise :class:`ConfigError` naming ``source`` if a fold is not one of the cross-validation folds or a
+    dataset or network is unknown to the registries.
 
     Own nnU-Net raw datasets in ``datasets`` are validated and registered first
     (:func:`register_own_datasets`), so ablations may name them too.
     """
+    outside = [f for f in config.get("folds", []) if not 0 <= int(f) < N_FOLDS]
+    if outside:
+        raise ConfigError(f"{source}: folds {outside} are not among the {N_FOLDS} cross-validation folds "
+                          f"0-{N_FOLDS - 1}")
     register_own_datasets(config, source)
     for key in dataset_names(config.get("datasets", [])) + config.get("ablations", {}).get("datasets", []):
         try:

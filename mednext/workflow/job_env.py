@@ -1,7 +1,7 @@
 """The environment a workflow job's command runs with, passed explicitly on its shell line.
 
 nnU-Net reads its three folders from the environment (``nnUNet_raw``, ``nnUNet_preprocessed``,
-``nnUNet_results``), and training/evaluation record which config ran them (provenance, issue 13).
+``nnUNet_results``), and training/evaluation record which config ran them (provenance).
 Instead of changing the Snakemake process's own ``os.environ`` at parse time, each rule that needs
 them prefixes its command with ``env NAME=VALUE ...`` built here. The prefix is a global of the
 rule files, not a rule parameter, so a config change outside a rule's own values does not mark its

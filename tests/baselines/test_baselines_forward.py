@@ -1,4 +1,4 @@
-"""Acceptance 2: forward and backward with the output shapes asserted.
+"""Every baseline runs forward and backward, with the output shapes asserted.
 
 Fast tests use each network's smallest legal patch; TransBTS only exists at 128^3, so its fast test
 runs the same class at img_size 32 (position embedding 4^3 tokens). ``-m slow`` runs every network's

@@ -1,4 +1,4 @@
-"""Acceptance 3: one training iteration of each baseline through its nnU-Net trainer, on CPU.
+"""One training iteration of each baseline through its nnU-Net trainer, on CPU.
 
 The synthetic dataset is planned once (1 mm, nnU-Net's own planner via mednext.nnunet.planning)
 and preprocessed for 3d_fullres and 2d; each test then trains its baseline's generated trainer

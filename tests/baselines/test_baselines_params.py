@@ -1,8 +1,8 @@
-"""Acceptance 1: parameter counts within 0.5% of the reference implementations.
+"""Parameter counts within 0.5% of the reference implementations.
 
 The reference counts live once, on each registry entry (``NetworkSpec.reference``); the tests check
-the built networks against them, and the entries against sources outside the code: the facts file
-(shared/reference/baselines_metrics_datasets.md §A, when present) and the 3D UX-Net README table.
+the built networks against them, and the entries against sources outside the code: the counts of the
+reference constructors in docs/sources.md#baseline-params and the 3D UX-Net README table.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import baselines
 from baselines.transbts import TransBTS
 
-FACTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "baselines_metrics_datasets.md"
-#: Row names of the facts file's §A table.
+SOURCES = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
+#: Row names of the table under ``### baseline-params`` in docs/sources.md.
 FACTS_ROW = {"UNETR": "UNETR", "TransUNet": "TransUNet", "TransBTS": "TransBTS", "nnFormer": "nnFormer",
              "SwinUNETR": "SwinUNETR", "3D-UX-Net": "3D UX-Net"}
 
@@ -29,15 +29,14 @@ def test_parameter_count_matches_reference(name: str) -> None:
     assert abs(count / ref.params - 1) < 0.005, f"{name}: {count / 1e6:.3f}M vs reference {ref.params / 1e6:.2f}M"
 
 
-def test_reference_counts_are_the_facts_files() -> None:
-    """Each entry's count appears in its row of the facts file's §A table (e.g. ``93.03M (128³, 1→14)``)."""
-    if not FACTS.is_file():
-        pytest.skip(f"{FACTS} not on this machine")
-    rows = {line.split("|")[1].strip(): line for line in FACTS.read_text().splitlines() if line.startswith("| ")}
+def test_reference_counts_are_the_documented_ones() -> None:
+    """Each entry's count is the last cell of its row in docs/sources.md#baseline-params (e.g. ``93.03M``)."""
+    section = SOURCES.read_text().split("\n### baseline-params\n", 1)[1].split("\n### ", 1)[0]
+    rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| ")}
     for name, row_name in FACTS_ROW.items():
         ref = baselines.get(name).reference
         params = re.findall(r"(\d+\.\d+)M", rows[row_name].rstrip(" |").rsplit("|", 1)[-1])
-        assert f"{ref.params / 1e6:.2f}" in params, f"{name}: {ref.params / 1e6:.2f}M not in the facts row {params}"
+        assert f"{ref.params / 1e6:.2f}" in params, f"{name}: {ref.params / 1e6:.2f}M not in its row {params}"
 
 
 def test_reference_counts_agree_with_the_3d_ux_net_readme() -> None:

@@ -1,4 +1,4 @@
-"""Acceptance 4: bad patch sizes raise one clear error naming the network, the size and the rule."""
+"""Bad patch sizes raise one clear error naming the network, the size and the rule."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_builder_rejects_bad_patch(name: str, patch: tuple[int, ...], rule: str)
     assert info.value.network == name and info.value.patch == patch
 
 
-#: Sizes the reference implementations were run at (baselines_metrics_datasets.md §A, "tested"), and
+#: Sizes the reference implementations run at (their constructors run forward at these sizes,
+#: docs/sources.md#baseline-params), and
 #: the paper's patch (§3.1; official planners: 128³ at 1 mm, 512² for the 2D configuration).
 GOOD_PATCHES = [
     ("UNETR", (96, 96, 96)), ("UNETR", (128, 128, 128)),

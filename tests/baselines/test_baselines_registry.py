@@ -1,4 +1,7 @@
-"""Registry entries: the MedNeXt runs' training settings (mednext_official.md §5) in the one network registry."""
+"""Registry entries: the MedNeXt runs' training settings in the one network registry.
+
+The official values: MedNeXt's baseline trainers, docs/sources.md#baseline-trainers.
+"""
 
 from __future__ import annotations
 

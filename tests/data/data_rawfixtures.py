@@ -1,4 +1,4 @@
-"""Tiny generated archives in each dataset's real raw layout (reference §C), for the loopback tests.
+"""Tiny generated archives in each dataset's real raw layout (docs/sources.md#datasets), for the loopback tests.
 
 Volumes are (z, y, x) = (6, 12, 10) with anisotropic spacing; each builder returns the archive bytes
 and the label arrays it wrote (source values), so tests can compare conversion output with them.

@@ -1,4 +1,4 @@
-"""Acceptance 2: bad input gives one clear error and leaves no output folder behind."""
+"""Bad input gives one clear error and leaves no output folder behind."""
 
 from __future__ import annotations
 

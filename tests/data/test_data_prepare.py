@@ -1,4 +1,4 @@
-"""Acceptance 1: each dataset's real raw layout, served from a loopback server, through the real
+"""Each dataset's real raw layout, served from a loopback server, through the real
 download + convert code to an nnU-Net raw folder that nnU-Net's integrity check accepts."""
 
 from __future__ import annotations
@@ -160,9 +160,11 @@ def test_synthetic_through_prepare(tmp_path: Path, nnunet_env) -> None:
 
 
 #: Foreground label values and names (source numbering), evaluation regions on nnU-Net labels and training
-#: case counts, transcribed from reference/baselines_metrics_datasets.md §C (BTCV l.93, AMOS22 l.99,
-#: KiTS19 l.104, BraTS21 l.75 and l.110) and the paper (§3); the regions in the mean over classes are the
-#: official MedNeXt evaluation's (mednext_official.md l.137: KiTS19 kidney = (1,) only, tumor = (2,)).
+#: case counts, transcribed from the challenges' and the official code's own label lists (MedNeXt
+#: Task017_BeyondCranialVaultAbdominalOrganSegmentation.py and region_based_evaluation.py for BTCV and
+#: AMOS22, the kits19 README, nnU-Net Dataset137_BraTS21.py; docs/sources.md#datasets) and the paper (§3.2);
+#: the regions in the mean over classes are the official MedNeXt evaluation's (region_based_evaluation.py
+#: get_kits19_regions: KiTS19 kidney = (1,) only, tumor = (2,); docs/sources.md#official-evaluation).
 #: Independent of the registry's text.
 REFERENCE = {
     "btcv": (30, {1: "spleen", 2: "right kidney", 3: "left kidney", 4: "gallbladder", 5: "esophagus", 6: "liver",

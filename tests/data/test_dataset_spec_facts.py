@@ -1,4 +1,4 @@
-"""Each dataset's facts live on its registry entry (issue 14): finder, generator, challenge naming and
+"""Each dataset's facts live on its registry entry: finder, generator, challenge naming and
 label maps are read from ``DatasetSpec``; checked against nnU-Net's own BraTS conversion and the
 paper's table order, and a new entry needs no second edit."""
 

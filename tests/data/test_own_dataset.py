@@ -1,4 +1,4 @@
-"""An own nnU-Net v2 raw folder as a dataset (issue 14): what we accept and reject agrees with nnU-Net's
+"""An own nnU-Net v2 raw folder as a dataset: what we accept and reject agrees with nnU-Net's
 own ``verify_dataset_integrity``; every rejection names the offending file."""
 
 from __future__ import annotations

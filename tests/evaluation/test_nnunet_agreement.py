@@ -1,4 +1,4 @@
-"""Our DSC equals the Dice of nnU-Net's own evaluator on the same files (issue 12, item 2).
+"""Our DSC equals the Dice of nnU-Net's own evaluator on the same files.
 
 The reference side is nnU-Net's ``compute_metrics_on_folder`` (what nnU-Net's final validation
 calls to write ``validation/summary.json``), run on small label maps; the check must pass on them

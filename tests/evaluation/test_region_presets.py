@@ -1,4 +1,4 @@
-"""Issue 14: ``evaluate --region-preset kits19`` leaves the kidney+tumor composite out of the mean.
+"""``evaluate --region-preset kits19`` leaves the kidney+tumor composite out of the mean.
 
 The presets once named the composite ``kidney+tumor`` while the dataset registry calls it
 ``kidney_and_tumor`` (``in_mean=False``), so the mean over classes silently counted it. The test runs
@@ -59,4 +59,4 @@ def test_every_registry_dataset_is_a_preset_with_its_region_names() -> None:
 
     for key, spec in DATASETS.items():
         assert list(REGION_PRESETS[key]) == [r.name for r in spec.regions]
-    assert REGION_PRESETS["kits19-mednext"] == {"kidney": (1,), "tumor": (2,)}  # mednext_official.md §6
+    assert REGION_PRESETS["kits19-mednext"] == {"kidney": (1,), "tumor": (2,)}  # docs/sources.md#official-evaluation

@@ -1,4 +1,4 @@
-"""Acceptance 1: values equal DeepMind surface-distance (the package the paper used) to 1e-6."""
+"""Our surface metrics equal DeepMind surface-distance (the package the paper used) to 1e-6."""
 
 from __future__ import annotations
 

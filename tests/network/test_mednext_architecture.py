@@ -1,4 +1,4 @@
-"""MedNeXt v1 architecture: exact parameter counts, output shapes, state-dict layout (issue 2, items 1 and 3)."""
+"""MedNeXt v1 architecture: exact parameter counts, output shapes, state-dict layout."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 from mednext.complexity import count_parameters
 from mednext.network import KERNEL_SIZES, VARIANTS, MedNeXt, create_mednext_v1
 
-# Acceptance item 1: exact counts, 1 input channel, 14 classes, deep supervision on.
+# Exact counts, 1 input channel, 14 classes, deep supervision on: each rounds to the paper's Supp. 6.2 value
+# (S-k5 aside, DEVIATIONS.md); docs/sources.md#mednext-counts.
 EXPECTED_PARAMETERS_DS = {
     ("S", 3): 5_564_807, ("B", 3): 10_540_199, ("M", 3): 17_562_855, ("L", 3): 61_793_159,
     ("S", 5): 5_994_439, ("B", 5): 10_969_831, ("M", 5): 18_274_727, ("L", 5): 63_006_791,
@@ -68,7 +69,7 @@ def test_output_and_deep_supervision_shapes(variant: str, kernel: int, dim: str)
 
 
 def test_deep_supervision_list_returned_in_eval_mode_too() -> None:
-    """nnU-Net's validation_step runs in eval mode and needs the list (trials §4, fix 3)."""
+    """nnU-Net's validation_step runs in eval mode and needs the list (docs/sources.md#nnunet-deep-supervision)."""
     net = create_mednext_v1(1, 3, "S", 3, deep_supervision=True).eval()
     with torch.no_grad():
         outputs = net(torch.randn(1, 1, 32, 32, 32))

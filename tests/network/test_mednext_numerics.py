@@ -1,4 +1,4 @@
-"""MedNeXt forward numerics: equal to the official v1 and to MONAI; checkpointing changes nothing (issue 2)."""
+"""MedNeXt forward numerics: equal to the official v1 and to MONAI; checkpointing changes nothing."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_gradient_checkpointing_gives_same_forward_and_gradients(dim: str) -> No
 
 @pytest.mark.parametrize("kernel", [3, 5])
 def test_small_variant_equals_monai_create_mednext_after_weight_transfer(kernel: int) -> None:
-    """MONAI's S coincides with the official S (shared/reference/nnunet_v2_and_monai.md §3)."""
+    """MONAI's S coincides with the official S (docs/sources.md#monai-mednext)."""
     theirs = monai_create_mednext("S", spatial_dims=3, in_channels=1, out_channels=4, kernel_size=kernel,
                                   deep_supervision=True)
     ours = create_mednext_v1(1, 4, "S", kernel, deep_supervision=True)

@@ -1,4 +1,4 @@
-"""Issue 10 item 1: 3d_fullres batch Dice exactly when the official v1 planner made two stages.
+"""3d_fullres batch Dice exactly when the official v1 planner made two stages.
 
 The expected values come from the official code's rule (MedNeXt ``nnunet_mednext/run/default_configuration.py``
 ~L71: batch Dice for 2d or a plan with more than one stage; ``experiment_planner_baseline_3DUNet.py``
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _nnunet_support import set_nnunet_env
+from _standins import GEOMETRY
 
 from mednext.cli import main
 from mednext.data.synthetic import write_synthetic_dataset
@@ -24,24 +25,8 @@ P128 = (128, 128, 128)
 MM1 = (1.0, 1.0, 1.0)
 
 
-def _cases(spacing: tuple[float, float, float], shape: tuple[int, int, int], slices: list[int]) -> tuple[list, list]:
-    """Cases sharing in-plane geometry with varying slice counts (z, y, x)."""
-    return [spacing] * len(slices), [(n, shape[1], shape[2]) for n in slices]
-
-
-# Published geometry (z, y, x), medians of the training images:
-# - BTCV (Landman et al., MICCAI 2015 "Multi-Atlas Labeling Beyond the Cranial Vault"): 512 x 512,
-#   0.54-0.98 mm in-plane, 2.5-5.0 mm slices, 85-198 slices -> ~3 x 0.76 x 0.76 mm, ~147 slices.
-# - AMOS22 (Ji et al., NeurIPS 2022 Datasets & Benchmarks): CT 512 x 512, ~0.7 mm in-plane, mostly
-#   5 mm slices, ~100 slices.
-# - KiTS19 (Heller et al., arXiv:1904.00445; shared/reference/baselines_metrics_datasets.md):
-#   512 x 512, the ``interpolated`` branch at 3 x 0.78 x 0.78 mm, ~100+ slices.
-# - BraTS21 (shared/reference/baselines_metrics_datasets.md): 240 x 240 x 155 at 1 mm, skull-stripped;
-#   cropped to the nonzero (brain) box, ~140 x 170 x 140 (recipe_parity.md: ~3 M voxels).
-BTCV = _cases((3.0, 0.76, 0.76), (0, 512, 512), [85, 120, 147, 160, 198])
-AMOS22 = _cases((5.0, 0.71, 0.71), (0, 512, 512), [70, 90, 103, 120, 150])
-KITS19 = _cases((3.0, 0.78, 0.78), (0, 512, 512), [60, 90, 107, 150, 300])
-BRATS21 = ([MM1] * 3, [(134, 165, 131), (140, 171, 137), (147, 178, 144)])
+# Published geometry of the paper's datasets, as the plan-only stand-ins use it (_standins.py cites the sources).
+BTCV, AMOS22, KITS19, BRATS21 = (tuple(GEOMETRY[key][:2]) for key in ("btcv", "amos22", "kits19", "brats21"))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""A corrupt checkpoint never blocks a run (issue 11, item 3): the resume decision, without training.
+"""A corrupt checkpoint never blocks a run: the resume decision, without training.
 
 The files are real ``torch.save`` zips, truncated or emptied as a kill during a non-atomic write or a
 full disk would leave them; ``torch.load`` itself is the judge of "does not load".

@@ -64,7 +64,7 @@ def test_sigterm_saves_mid_run_and_the_rerun_resumes_at_that_epoch(tmp_path: Pat
     assert load_nnunet_checkpoint(fold_dir / "checkpoint_latest.pth")["current_epoch"] == resume_epoch
     assert not (fold_dir / "checkpoint_final.pth").exists()
 
-    # The rerun meets a truncated checkpoint_latest and the previous good one beside it (item 3).
+    # The rerun meets a truncated checkpoint_latest and the previous good one beside it.
     latest = fold_dir / "checkpoint_latest.pth"
     (fold_dir / PREVIOUS_LATEST).write_bytes(latest.read_bytes())
     latest.write_bytes(latest.read_bytes()[:4096])

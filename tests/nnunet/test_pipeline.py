@@ -1,8 +1,8 @@
 """End to end on CPU through the project CLI and stock nnU-Net: plan, train, UpKern start, resume, predict.
 
-Acceptance (issue 3): 1. MedNeXt-S k3 -> k5 by UpKern with exact initial weights, prediction and
-nnU-Net's Dice; the same for the nnU-Net default. 2. A killed training resumes, not from epoch 0.
-Issue 14: a 2-fold MedNeXt ensemble predicts test images through ``predict-ensemble``.
+Checked: MedNeXt-S k3 -> k5 by UpKern with exact initial weights, prediction and nnU-Net's Dice; the
+same for the nnU-Net default; a killed training resumes, not from epoch 0; a 2-fold MedNeXt ensemble
+predicts test images through ``predict-ensemble``.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def _assert_dice_summary(summary_file: Path, n_cases: int) -> float:
 
 
 def test_killed_training_resumes_from_latest(env: dict[str, Path], k5_interrupted: dict[str, object]) -> None:
-    """Acceptance 2: the rerun continues from checkpoint_latest (not epoch 0) and does not redo UpKern."""
+    """A killed training's rerun continues from checkpoint_latest (not epoch 0) and does not redo UpKern."""
     fold_dir = k5_interrupted["fold_dir"]
     assert k5_interrupted["latest_existed"] and not k5_interrupted["final_existed"]
     resume_epoch = k5_interrupted["resume_epoch"]
@@ -151,7 +151,7 @@ def test_killed_training_resumes_from_latest(env: dict[str, Path], k5_interrupte
 
 
 def test_upkern_k5_from_k3_then_predict(env: dict[str, Path], k5_interrupted: dict[str, object], tmp_path: Path) -> None:
-    """Acceptance 1 (MedNeXt): k5 starts from UpKern(k3 final weights), predicts, nnU-Net gives a Dice."""
+    """MedNeXt: k5 starts from UpKern(k3 final weights), predicts, nnU-Net gives a Dice."""
     k3_dir, k5_dir = _fold_dir("MedNeXt-S_k3"), _fold_dir("MedNeXt-S_k5")
     assert load_nnunet_checkpoint(k3_dir / "checkpoint_final.pth")["current_epoch"] == 1
 
@@ -190,7 +190,7 @@ def test_upkern_k5_from_k3_then_predict(env: dict[str, Path], k5_interrupted: di
 
 
 def test_nnunet_default_train_and_validate(env: dict[str, Path]) -> None:
-    """Acceptance 1 (nnU-Net default): train, then nnU-Net predicts the validation case and evaluates it.
+    """nnU-Net default: train, then nnU-Net predicts the validation case and evaluates it.
 
     (The stock ``nnUNetv2_predict`` path of the CLI is covered with MedNeXt above.) Trained with the
     demo's CPU options: one worker process, validation without mirroring.
@@ -208,7 +208,7 @@ def test_nnunet_default_train_and_validate(env: dict[str, Path]) -> None:
     _assert_dice_summary(fold_dir / "validation" / "summary.json", len(val_cases))
     assert (fold_dir / "progress.png").is_file()  # nnU-Net's plot, throttled, still drawn after the last epoch
 
-    # Issue 10: the run left its recipe card, agreeing with what the checkpoint's optimiser really used.
+    # The run left its recipe card, agreeing with what the checkpoint's optimiser really used.
     for network, optimiser in (("nnUNet", "SGD"), ("MedNeXt-S_k3", "AdamW")):
         card = json.loads((_fold_dir(network) / "recipe.json").read_text())
         state = load_nnunet_checkpoint(_fold_dir(network) / "checkpoint_final.pth")
@@ -232,7 +232,7 @@ def test_upkern_start_needs_parent_checkpoint(env: dict[str, Path]) -> None:
 
 
 def test_two_fold_mednext_ensemble_predicts_every_input_image(env: dict[str, Path], tmp_path: Path) -> None:
-    """Issue 14: ``predict-ensemble`` runs stock nnU-Net, which must find the MedNeXt trainer class by
+    """``predict-ensemble`` runs stock nnU-Net, which must find the MedNeXt trainer class by
     name although this process has no ``nnUNet_extTrainer``; folds 0 and 2 of MedNeXt-S k3 (fold 1
     stays untrained for the UpKern-parent test)."""
     raw = env["nnUNet_raw"] / nnunet_folder(DATASET_ID)

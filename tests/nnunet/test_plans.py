@@ -1,4 +1,4 @@
-"""Acceptance 3: the paper's plans (1 mm isotropic, 128³ / 512², batch 2 / 14) from nnU-Net's planner."""
+"""The paper's plans (1 mm isotropic, 128³ / 512², batch 2 / 14) from nnU-Net's planner."""
 
 from __future__ import annotations
 

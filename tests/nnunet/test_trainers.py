@@ -1,4 +1,4 @@
-"""The network registry and the trainer classes nnU-Net finds through ``nnUNet_extTrainer`` (acceptance 4)."""
+"""The network registry and the trainer classes nnU-Net finds through ``nnUNet_extTrainer``."""
 
 from __future__ import annotations
 

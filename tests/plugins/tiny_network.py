@@ -1,4 +1,4 @@
-"""A network added in one place: this module, named in ``$MEDNEXT_NETWORK_PLUGINS`` (issue 14)."""
+"""A network added in one place: this module, named in ``$MEDNEXT_NETWORK_PLUGINS``."""
 
 from __future__ import annotations
 

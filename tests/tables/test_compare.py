@@ -1,8 +1,9 @@
 """Reproduced-vs-reported tables: pooled headline, CI flag, fold spread, Δ, missing runs as "—",
-the table of datasets outside the paper, significance outputs and the provenance columns (issues 7, 10, 12, 13)."""
+the table of datasets outside the paper, significance outputs and the provenance columns."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ NAN = float("nan")
 
 def _headline(rows: list[tuple[str, str, str, float, float, float, float, float, int]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "network", "metric", "reproduced", "ci_low", "ci_high",
-                                       "fold_mean", "fold_std", "folds_done"]).assign(n_cases=10)
+                                       "fold_mean", "fold_std", "folds_done"]).assign(
+        n_cases=10, convention="nan_skipped", other_convention="", reproduced_other=NAN)
 
 
 REPORTED = pd.DataFrame({"network": ["A", "A", "A", "A"], "dataset": ["btcv", "btcv", "amos22", "amos22"],
@@ -85,6 +87,33 @@ def test_table2_headline_is_the_pooled_mean_with_the_fold_spread_beside_it(tmp_p
     assert row["flagged"] == (not row["ci_low"] <= 83.56 <= row["ci_high"])
     caption = (tmp_path / "out/table2.md").read_text()
     assert "Reproduced (pooled)" in caption and "Fold mean ± std" in caption and "outside the 95 % CI" in caption
+
+
+# BraTS21: ET absent from both masks in two cases, so "NaN as 1" (headline) and "NaN skipped" differ.
+BRATS_CASES = {
+    ("nnUNet", 0, "b1"): {"WT": 0.9, "TC": 0.8, "ET": 0.7}, ("nnUNet", 0, "b2"): {"WT": 0.8, "TC": 0.6, "ET": NAN},
+    ("nnUNet", 1, "b3"): {"WT": 0.7, "TC": 0.5, "ET": 0.4}, ("nnUNet", 1, "b4"): {"WT": 0.6, "TC": 0.4, "ET": NAN},
+}
+
+
+def test_brats_rows_of_table2_carry_both_conventions(tmp_path, repo_root) -> None:
+    paths = _write_metrics(tmp_path, BRATS_CASES, dataset="brats21") + _write_metrics(tmp_path, HAND_CASES)
+    write_all_tables(repo_root / "paper_tables/reported", paths, tmp_path / "out", "paper", 2, n_resamples=100)
+    table2 = pd.read_csv(tmp_path / "out/table2.csv", keep_default_na=False).set_index(["network", "dataset", "metric"])
+    row = table2.loc[("nnUNet", "brats21", "DSC")]
+    # WT 0.75, TC 0.575; ET with NaN as 1 (0.7 + 1 + 0.4 + 1) / 4 = 0.775, skipped 1.1 / 2 = 0.55
+    assert float(row["reproduced"]) == pytest.approx((0.75 + 0.575 + 0.775) / 3 * 100)
+    assert float(row["reproduced_other"]) == pytest.approx((0.75 + 0.575 + 0.55) / 3 * 100)
+    assert (row["convention"], row["other_convention"]) == ("nan_is_1", "nan_skipped")
+    btcv = table2.loc[("nnUNet", "btcv", "DSC")]
+    assert btcv["convention"] == "nan_skipped" and btcv["other_convention"] == "" and btcv["reproduced_other"] == ""
+    assert table2.loc[("UNETR", "brats21", "DSC"), "other_convention"] == "nan_skipped"  # not run: still named
+    shown = (tmp_path / "out/table2.md").read_text()
+    assert re.search(r"\| other convention +\|", shown) and re.search(r"\| 62\.50 \(NaN skipped\) +\|", shown)
+    assert re.search(r"\| UNETR +\| brats21 +\| DSC .*\| — \(NaN skipped\) +\|", shown)
+    assert "Task137_BraTS_2021.py L151" in shown and "brats21 rows: a region absent from both masks counts as" in shown
+    ablations = (tmp_path / "out/table1_ablations.md").read_text()  # BTCV and AMOS22 only: no such column or note
+    assert "other convention" not in ablations and "Task137" not in ablations
 
 
 def test_datasets_outside_the_paper_get_their_own_table_without_reported(tmp_path, repo_root) -> None:

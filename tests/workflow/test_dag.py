@@ -1,4 +1,4 @@
-"""The paper's DAG, planned by the real Snakemake (issue 7, item 1), and its targets and resources."""
+"""The paper's DAG, planned by the real Snakemake, and its targets and resources."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 
 from mednext.workflow import resources as res
 from mednext.workflow.config_source import load_config_file, load_workflow_config
-from mednext.workflow.layout import run_from_checkpoint_wildcards
+from mednext.workflow.layout import dataset_of_folder, run_from_checkpoint_wildcards
 from tests.workflow.conftest import REPO, job_counts, run_snakemake
 
 
@@ -77,13 +77,13 @@ def test_unknown_network_in_config_is_one_clear_error(tmp_path) -> None:
     assert "unknown network 'MedNeXt-XL_k7'" in result.stdout + result.stderr
 
 
-def test_schema_violation_is_reported(tmp_path) -> None:
+def test_fold_outside_the_cross_validation_is_reported(tmp_path) -> None:
     config = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     config["folds"] = [0, 7]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
     result = run_snakemake("all_tables", "-n", "--cores", "1", "--configfile", str(bad), check=False)
-    assert result.returncode != 0 and "7 is greater than the maximum of 4" in result.stdout + result.stderr
+    assert result.returncode != 0 and "folds [7] are not among the 5 cross-validation folds 0-4" in result.stdout + result.stderr
 
 
 def test_gpu_hours_command_sums_the_grid() -> None:
@@ -94,14 +94,14 @@ def test_gpu_hours_command_sums_the_grid() -> None:
     # MedNeXt-L_k5: 735 s/epoch x 1000 epochs = 204.2 h per run, 20 runs; Revisited measured 233 h
     assert rows["MedNeXt-L_k5"][:3] == ["20", "204.2", "4,083.3"] and rows["MedNeXt-L_k5"][-1] == "233.0"
     assert rows["MedNeXt-L_k3"][1] == "74.2" and rows["MedNeXt-L_k3"][-1] == "68.0"  # 267 s/epoch vs 68 h
-    # nnU-Net Revisited, A100 hours per training (shared/reference/cluster_and_users.md)
+    # nnU-Net Revisited, A100 hours per training (docs/sources.md#revisited-hours)
     for network, hours in {"nnUNet": "9.0", "SwinUNETR": "15.0", "nnFormer": "8.0"}.items():
         assert rows[network][1] == hours and rows[network][-1] == hours
     assert "retries: 4 in the profile" in result.stdout
 
 
 def test_profile_retries_let_mednext_l_k5_finish() -> None:
-    """Issue 11, item 4: attempts x the per-attempt runtime cover Revisited's 233 A100 hours for L k5."""
+    """Attempts x the per-attempt runtime cover Revisited's 233 A100 hours for L k5."""
     profile = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())
     config = load_workflow_config(REPO / "config" / "paper.yaml")
     per_attempt_h = res.train_runtime_minutes("MedNeXt-L_k5", config, attempt=1) / 60
@@ -121,7 +121,7 @@ def test_demo_runtime_policy_is_unchanged() -> None:
     assert [res.train_runtime_minutes("MedNeXt-S_k3", config, attempt=a) for a in (1, 2)] == [30, 60]
 
 
-# --- issue 11, item 1: one complete config per run, resources as mednext.workflow.resources computes ---
+# --- one complete config per run, resources as mednext.workflow.resources computes ---
 
 def _head_node_rules() -> set[str]:
     """Rules marked ``localrule: True`` or without a command (targets), read from the rule files."""
@@ -155,10 +155,15 @@ def _job_resources(dry_run: str) -> list[tuple[str, dict[str, str], dict[str, st
 
 def _expected(rule: str, wildcards: dict[str, str], config: dict, profile_defaults: dict) -> dict[str, int]:
     merged = res.merged_resources(config)
+    # the data, planning and evaluation requests: the config's (planning workers capped to fit it), or a
+    # calibration's where one exists (mednext.workflow.resources; tests/workflow/test_calibration.py)
     if rule in ("prepare_dataset", "plan_and_preprocess"):
-        return {"mem_mb": merged["data_mem_mb"], "runtime": merged["data_runtime_min"]}
+        request = (res.prepare_request if rule == "prepare_dataset" else res.plan_request)(
+            dataset_of_folder(wildcards["dataset_folder"]), config)
+        return {"mem_mb": request.mem_mb, "runtime": request.runtime_min}
     if rule == "evaluate":
-        return {"mem_mb": merged["cpu_mem_mb"], "runtime": merged["cpu_runtime_min"]}
+        request = res.evaluate_request(wildcards["dataset"], config)
+        return {"mem_mb": request.mem_mb, "runtime": request.runtime_min}
     if rule == "train":
         network = run_from_checkpoint_wildcards(wildcards["dataset_folder"], wildcards["trainer"], wildcards["fold"]).network
         cuda = config["device"] == "cuda"
@@ -170,7 +175,7 @@ def _expected(rule: str, wildcards: dict[str, str], config: dict, profile_defaul
 
 @pytest.mark.parametrize("run", ["paper", "demo"])
 def test_every_jobs_resources_come_from_its_own_config(run: str, paper_dry_run: str) -> None:
-    """Issue 11, item 1: no demo value in the paper run, no paper value in the demo, rule by rule."""
+    """No demo value in the paper run, no paper value in the demo, rule by rule."""
     if run == "paper":
         output, config = paper_dry_run, load_workflow_config(REPO / "config" / "paper.yaml")
         profile_defaults = yaml.safe_load((REPO / "slurm" / "config.yaml").read_text())["default-resources"]
@@ -220,7 +225,7 @@ def test_missing_optional_training_keys_get_schema_defaults_not_demo_values(tmp_
 
 
 def test_jobs_get_nnunet_folders_and_config_hashes_on_their_command_line(tmp_path) -> None:
-    """No os.environ hand-over at parse time: each command names the config's folders itself (issue 14)."""
+    """No os.environ hand-over at parse time: each command names the config's folders itself."""
     config = load_workflow_config(REPO / "config" / "demo.yaml")
     config["paths"] = {key: str(tmp_path / "my runs" / key) for key in config["paths"]}
     path = tmp_path / "demo copy.yaml"

@@ -1,10 +1,10 @@
-"""The demo DAG end to end on a real one-node SLURM cluster, then rerun behaviour (issue 7, items 2-4),
-then a SLURM time-out and its resumed retry (issue 11, item 2).
+"""The demo DAG end to end on a real one-node SLURM cluster, then rerun behaviour,
+then a SLURM time-out and its resumed retry.
 
 The cluster (Debian slurmctld + slurmd + munge, no accounting) is started by ``tools/local_slurm.sh``;
 the demo runs through ``--profile slurm`` exactly as a user's paper run would, with ``config/demo.yaml``
 unchanged as its CPU config. This one run is both the cluster check (submission, UpKern order, reruns)
-and the demo's regression guard (issue 12, item 4): every demo network must reach a cross-fold mean
+and the demo's regression guard: every demo network must reach a cross-fold mean
 DSC of at least 0.80 on the synthetic validation cases. The later tests reuse that finished work directory.
 """
 
@@ -31,16 +31,16 @@ from tests.workflow.conftest import REPO, SNAKEMAKE, job_counts, run_snakemake
 DEMO_CONFIG = str(REPO / "config" / "demo.yaml")
 TABLE_FILES = [f"{stem}.{ext}" for stem in ("table2", "table1_ablations", "test_set") for ext in ("csv", "md", "tex", "html")] + [
     "table1_configs.csv", "table1_configs.md", "reproduced_vs_reported.png"]
-TABLE_FILES += ["provenance.csv"]  # one row per (dataset, network, fold) behind the tables (issue 13)
+TABLE_FILES += ["provenance.csv"]  # one row per (dataset, network, fold) behind the tables
 TABLE_FILES += [f"{stem}.{ext}" for stem in ("results_other_datasets", "significance") for ext in ("csv", "md", "tex", "html")]
-TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", "upkern_first_epoch.png"]  # issue 12
+TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", "upkern_first_epoch.png"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.starts_first]
 
 DEMO = yaml.safe_load(Path(DEMO_CONFIG).read_text())
 FOLDS = DEMO["folds"]
 DEMO_NETWORKS = DEMO["networks"] + DEMO["ablations"]["networks"]
-#: Issue 12, item 1: every demo network reaches this cross-fold mean DSC on the synthetic validation
+#: Every demo network reaches this cross-fold mean DSC on the synthetic validation
 #: cases (README, "CPU demo" in DEVIATIONS.md).
 LEARNED_DSC = 0.80
 
@@ -80,13 +80,13 @@ def test_demo_dag_went_through_sbatch_and_produced_every_table(demo_dir: Path, s
     completed = set(re.findall(r"_job_complete: JobId=(\d+) WEXITSTATUS 0", controller_log))
     assert len(completed) == trainings + trainings + 2  # trainings, evaluations, data and planning; tables run locally
     table2 = pd.read_csv(tables / "table2.csv")
-    assert "synthetic" not in set(table2["dataset"])  # the paper's table keeps the paper's rows (issue 12)
+    assert "synthetic" not in set(table2["dataset"])  # the paper's table keeps the paper's rows
     assert table2.loc[table2["dataset"] == "btcv", "reproduced"].isna().all()  # not run: shown as missing
     assert "—" in (tables / "table2.md").read_text()
 
 
 def test_every_demo_network_learns(demo_dir: Path) -> None:
-    """Issue 12's regression guard: cross-fold mean DSC >= 0.80 per network, in our table and in nnU-Net's summaries."""
+    """The demo's regression guard: cross-fold mean DSC >= 0.80 per network, in our table and in nnU-Net's summaries."""
     table = pd.read_csv(demo_dir / "demo" / "paper_tables" / "results_other_datasets.csv")
     dsc = table[(table["dataset"] == "synthetic") & (table["metric"] == "DSC")].set_index("network")
     assert sorted(dsc.index) == sorted(DEMO_NETWORKS)
@@ -163,7 +163,7 @@ def test_killed_training_resumes_on_rerun(demo_dir: Path, tmp_path: Path) -> Non
     assert epochs and epochs[0] == interrupted_epoch and epochs[-1] == 3
 
 
-# --- A SLURM time-out loses at most one epoch (issue 11, item 2). Last in this module: it adds a fold to the
+# --- A SLURM time-out loses at most one epoch. Last in this module: it adds a fold to the
 # demo's work directory and reuses its cluster, data and plans (its config keeps the demo's `planning`, so
 # nothing is re-planned; changing `planning` there would re-plan the demo's data). ---
 

@@ -9,8 +9,8 @@ rule prepare_dataset:
         f"{LOGS}/data/{{dataset_folder}}.log",
     params:
         args=lambda wc: targets.prepare_dataset_args(dataset_key(wc), LAYOUT),  # download+convert, or link your own
-    resources:
-        runtime=lambda wc, attempt: RES["data_runtime_min"] * attempt,
-        mem_mb=RES["data_mem_mb"],
+    resources:  # calibrated by a rehearsal when its file exists (mednext.workflow.resources.prepare_request)
+        runtime=lambda wc, attempt: res.prepare_request(dataset_key(wc), config).runtime_min * attempt,
+        mem_mb=lambda wc: res.prepare_request(dataset_key(wc), config).mem_mb,
     shell:
         "{PY} data {params.args} > {log} 2>&1"

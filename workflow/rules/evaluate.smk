@@ -18,9 +18,9 @@ rule evaluate:
         regions=lambda wc: " ".join(targets.evaluation_region_args(wc.dataset)),
         evaluation=config["evaluation"],
     threads: config["evaluation"]["workers"]
-    resources:
-        runtime=lambda wc, attempt: RES["cpu_runtime_min"] * attempt,
-        mem_mb=RES["cpu_mem_mb"],
+    resources:  # calibrated by a rehearsal when its file exists (mednext.workflow.resources.evaluate_request)
+        runtime=lambda wc, attempt: res.evaluate_request(wc.dataset, config).runtime_min * attempt,
+        mem_mb=lambda wc: res.evaluate_request(wc.dataset, config).mem_mb,
     shell:
         "{JOB_ENV} {PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --splits {input.splits} --out {output}"
         " --fold-dir {params.fold_dir} --nnunet-summary {params.predictions}/summary.json"

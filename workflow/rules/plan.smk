@@ -11,10 +11,12 @@ rule plan_and_preprocess:
     params:
         configurations=lambda wc: " ".join(configurations_for(config, dataset_key(wc))),
         planning=config["planning"],
-    threads: config["planning"]["processes"]
+    # planning.processes workers at most: as many as fit the memory request at one worker's peak
+    # (measured by a rehearsal, or the uncalibrated default; mednext.workflow.resources.plan_request)
+    threads: lambda wc: res.plan_request(dataset_key(wc), config).cpus
     resources:
-        runtime=lambda wc, attempt: RES["data_runtime_min"] * attempt,
-        mem_mb=RES["data_mem_mb"],
+        runtime=lambda wc, attempt: res.plan_request(dataset_key(wc), config).runtime_min * attempt,
+        mem_mb=lambda wc: res.plan_request(dataset_key(wc), config).mem_mb,
     shell:
         "{JOB_ENV} {PY} plan --dataset {wildcards.dataset_folder} --plans-name {config[plans]}"
         " --patch-size {params.planning[patch_3d]} --patch-size-2d {params.planning[patch_2d]}"

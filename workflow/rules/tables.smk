@@ -16,7 +16,7 @@ rule table1_configs:
 
 rule provenance_table:
     # One row per (dataset, network, fold) behind the tables: commit, config, packages, GPU, epochs,
-    # resumes (issue 13); a table row's provenance_key names its folds' rows.
+    # resumes; a table row's provenance_key names its folds' rows.
     input:
         targets.all_metrics(config),
     output:
@@ -29,8 +29,8 @@ rule provenance_table:
 
 
 rule results_tables:
-    # From the per-case metrics: pooled CV mean, bootstrap CI and fold spread per cell (issues 10, 13),
-    # datasets outside the paper in their own table (issue 12), paired comparisons (significance.*).
+    # From the per-case metrics: pooled CV mean, bootstrap CI and fold spread per cell,
+    # datasets outside the paper in their own table, paired comparisons (significance.*).
     # Each table as CSV (numbers), Markdown, LaTeX and HTML (shown inline in the report).
     input:
         metrics=targets.all_metrics(config),

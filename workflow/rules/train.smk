@@ -14,7 +14,9 @@ rule train:
         LAYOUT.train_log_pattern(),
     params:
         run=train_run,
-        job=lambda wc: TrainingJob(TRAINING, train_run(wc).dataset).to_json(),  # config training: + dataset key
+        # config training: + dataset key + the network's GPU rehearsal (gradient_checkpointing auto decides from it)
+        job=lambda wc: TrainingJob(TRAINING, train_run(wc).dataset,
+                                   gpu_rehearsal=res.gpu_rehearsal_record(train_run(wc).network, config)).to_json(),
     threads: 1 if config["device"] == "cpu" else RES["cpus_per_gpu"]
     priority: lambda wc: scheduling_priority(train_run(wc), UPKERN_PARENTS)
     resources:
