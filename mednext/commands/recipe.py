@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mednext.commands import DATASET_HELP, add_dataset_argument
+from mednext.commands import DATASET_HELP, add_config_arguments, add_dataset_argument, config_of
 from mednext.nnunet.paths import DEFAULT_PLANS
 from mednext.vocabulary import N_FOLDS
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--configuration", default=None, help="nnU-Net configuration (default: the network's)")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu", "mps"),
                         help="device the training runs on (decides AMP and compile as nnU-Net does; default cuda)")
-    parser.add_argument("--job", default=None, metavar="JSON", help="as `train --job`")
+    add_config_arguments(parser, None, "as `train --config`")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="as `train --set`, e.g. --set compile=true --set gradient_checkpointing=off")
     parser.add_argument("--json", action="store_true", help="print the card as JSON")
@@ -45,14 +45,14 @@ def plans_path(dataset: str, plans_name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mednext.commands import registry_key
     from mednext.commands.train import build_job
     from mednext.nnunet.recipe import format_recipe, recipe_for_plans
     from mednext.statistics.evaluation_card import evaluation_card
 
     plans_file = args.plans if args.plans is not None else plans_path(args.dataset, args.plans_name)
     # the dataset's key decides its learning-rate overrides; a plans file sits in the dataset's folder
-    job = build_job(args.job, args.overrides, registry_key(args.dataset or plans_file.parent.name))
+    config, _ = config_of(args)
+    job = build_job(config, args.overrides, args.dataset or plans_file.parent.name, args.network)
     try:
         card = recipe_for_plans(plans_file, args.network, args.fold, args.configuration, args.device, job)
         card.update(evaluation_card(card["dataset"]))

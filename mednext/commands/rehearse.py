@@ -7,11 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from mednext.commands import add_config_arguments, config_of
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("rehearse", help="measure every stage on a few real-size cases before the paper run")
-    parser.add_argument("--config", type=Path, default=Path("config/paper.yaml"), help="workflow config")
-    parser.add_argument("--config-json", default=None, help="the resolved config as JSON (what the workflow's rehearse jobs pass)")
+    add_config_arguments(parser, Path("config/paper.yaml"), "the grid to rehearse (default config/paper.yaml)")
     parser.add_argument("--cases", type=int, default=3,
                         help="cases per dataset (default 3: the smallest, the median and the largest at the planned spacing)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -37,23 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from mednext.rehearsal.engine import Rehearsal, cpu_stages
     from mednext.rehearsal.session import finish, requests
     from mednext.workflow.calibration import calibration_path
-    from mednext.workflow.config_source import load_workflow_config
-    from mednext.workflow.grid import check_config, datasets_of
+    from mednext.workflow.grid import datasets_of
 
     if args.cases < 1:
         raise SystemExit("rehearse: --cases must be at least 1")
-    if args.config_json:
-        import json
-
-        config, source = json.loads(args.config_json), "the workflow's config"
-    else:
-        config, source = load_workflow_config(args.config), str(args.config)
-    check_config(config, source)
+    config, source = config_of(args)
     out_dir = args.out or calibration_path(config).parent
     stages = set(args.stages or (["cpu", "gpu"] if args.device == "cuda" else ["cpu"]))
     unknown = sorted(set(args.datasets or []) - set(datasets_of(config)))
     if unknown:
-        raise SystemExit(f"rehearse: {', '.join(unknown)} not in the datasets of {args.config}")
+        raise SystemExit(f"rehearse: {', '.join(unknown)} not in the datasets of {source}")
     before = requests(config)
     header = [f"Config: {source}; {args.cases} case(s) per dataset."]
     measurements, gpu = [], None

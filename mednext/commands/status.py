@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from mednext.commands import DATASET_HELP, dataset_label
+from mednext.commands import DATASET_HELP, add_config_arguments, config_of, dataset_label
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,10 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "status", help="one row per (dataset, network, fold): state, epoch, last checkpoint, EMA pseudo-Dice, hours, ETA",
         description="Reads only files (fold folders, metrics, Snakemake's markers and logs), so it runs on a login "
                     "node while the grid trains; asks squeue which jobs are queued or running when it is installed.")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", type=Path, default=DEMO_CONFIG,
-                        help="the workflow config the grid runs with (default: the demo's, as the Snakefile)")
-    source.add_argument("--config-json", help="the resolved workflow config as JSON (the Snakemake rule passes it)")
+    add_config_arguments(parser, DEMO_CONFIG, "the one the grid runs with (default: the demo's, as the Snakefile)")
     parser.add_argument("--workdir", type=Path, default=Path("."),
                         help="the folder Snakemake runs in (holds .snakemake/; relative config paths start there)")
     parser.add_argument("--dataset", action="append", default=[],
@@ -44,9 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from mednext.status.grid_status import collect_status
     from mednext.status.render import filter_rows, format_table, summary_lines, write_status_csv
     from mednext.status.slurm_queue import query_squeue
-    from mednext.config_schema import validate_with_defaults
-    from mednext.workflow.config_source import load_workflow_config
-    from mednext.workflow.grid import check_config
 
     known = {s.value for s in State}
     unknown = sorted(set(args.state) - known)
@@ -55,12 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise SystemExit(f"status: --gpus must be at least 1, got {args.gpus}")
     started = time.perf_counter()
-    if args.config_json is not None:
-        source = "the workflow's config"
-        config = validate_with_defaults(json.loads(args.config_json), source)
-    else:
-        config, source = load_workflow_config(args.config), str(args.config)
-    check_config(config, source)
+    config, _ = config_of(args)
     queue = query_squeue() if args.squeue is not False else None
     if args.squeue and queue is None:
         print("status: squeue is not available; states come from the files only", file=sys.stderr)

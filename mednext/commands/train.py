@@ -1,18 +1,23 @@
 """``train``: one (dataset, network, fold) with stock ``nnUNetv2_train``; reruns resume (§3.1).
 
-The run's settings are the config's ``training:`` section: ``--job JSON`` (what the workflow passes:
-a :class:`~mednext.nnunet.job_settings.TrainingJob` built once from its validated config) and/or
-``--set KEY=VALUE`` for single keys; keys not given take the schema's defaults, the paper's protocol.
+The run's settings are the workflow config's ``training:`` section (``--config FILE``, or
+``--config-json`` as the workflow passes its resolved config), each ``--set KEY=VALUE`` applied on top;
+keys not given take the schema's defaults, the paper's protocol. From them, the dataset's registry key
+and the config's GPU calibration, the command builds one
+:class:`~mednext.nnunet.job_settings.TrainingJob`, which the training process reads once.
+The config travels on the command line, not as a Snakemake ``params`` value: a changed setting must
+never make Snakemake re-run (and so delete) a finished training.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import subprocess
+from collections.abc import Mapping
+from typing import Any
 
-from mednext.commands import add_dataset_argument, registry_key
+from mednext.commands import add_config_arguments, add_dataset_argument, config_of, registry_key
 from mednext.nnunet.paths import DEFAULT_PLANS
 
 log = logging.getLogger(__name__)
@@ -39,47 +44,56 @@ def run_of(args: argparse.Namespace):  # -> mednext.runs.Run
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one fold of one network (resumes an interrupted run)")
     add_run_arguments(parser)
-    parser.add_argument("--job", default=None, metavar="JSON",
-                        help="the job as the workflow writes it: the config's training: section and the dataset's registry key")
+    add_config_arguments(parser, None, "its training: section, own datasets and calibration (default: the schema's "
+                                       "defaults, the paper's protocol)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="one training: key (YAML value), e.g. --set epochs=5 --set tta_mirroring=false; "
                              "keys and defaults: workflow/schemas/config.schema.yaml")
     parser.add_argument("--workers", type=int,
                         help="the CPUs the job holds: nnU-Net's augmentation and export processes (nnUNet_n_proc_DA, "
                              "nnUNet_def_n_proc) and, on the CPU, torch's threads; default: nnU-Net's own (every core)")
+    parser.add_argument("--print-job", action="store_true",
+                        help="print the job the training process would receive (JSON) and exit without training")
     parser.set_defaults(func=run)
 
 
-def build_job(job_json: str | None, overrides: list[str], dataset: str | None, workers: int | None = None):
-    """The :class:`~mednext.nnunet.job_settings.TrainingJob` of ``--job`` with each ``--set KEY=VALUE``
-    applied (values read as YAML); without ``--job``, the schema's defaults for the dataset with
-    registry key ``dataset``. SystemExit names a bad key or value.
+def build_job(config: Mapping[str, Any] | None, overrides: list[str], dataset: str, network: str,
+              workers: int | None = None):  # -> TrainingJob
+    """The :class:`~mednext.nnunet.job_settings.TrainingJob` of ``network`` on ``dataset`` (key, id or
+    folder name) under ``config`` (None: the schema's defaults), with each ``--set KEY=VALUE`` applied to
+    its ``training:`` section (values read as YAML). SystemExit names a bad key or value.
     """
     import yaml
 
     from mednext.config_schema import ConfigValueError
     from mednext.nnunet.job_settings import TrainingJob, TrainingSettings
+    from mednext.workflow.resources import gpu_rehearsal_record
 
     if workers is not None and workers < 1:
         raise SystemExit(f"train: --workers must be a positive integer, got {workers}")
-    changes = {}
+    training = dict((config or {}).get("training") or {})
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise SystemExit(f"train: --set expects KEY=VALUE, found {item!r}")
-        changes[key.strip()] = yaml.safe_load(text)
+        training[key.strip()] = yaml.safe_load(text)
     try:
-        job = TrainingJob.from_json(job_json, "--job") if job_json else TrainingJob(TrainingSettings.paper(), dataset)
-        return dataclasses.replace(job, settings=job.settings.replace(**changes), cpu_threads=workers)
+        settings = TrainingSettings.from_config(training, "--config/--set")
     except ConfigValueError as error:
         raise SystemExit(f"train: {error}") from None
+    gpu = None if config is None else gpu_rehearsal_record(network, config)
+    return TrainingJob(settings, registry_key(dataset), workers, gpu_rehearsal=gpu)
 
 
 def run(args: argparse.Namespace) -> int:
     from mednext.nnunet.divergence import DIVERGED_EXIT_CODE, DivergedRunError, marker_path
     from mednext.nnunet.runner import fold_dir, refuse_if_diverged, train
 
-    job, run_ = build_job(args.job, args.overrides, registry_key(args.dataset), args.workers), run_of(args)
+    config, _ = config_of(args)  # registers the config's own datasets: their keys resolve below
+    job, run_ = build_job(config, args.overrides, args.dataset, args.network, args.workers), run_of(args)
+    if args.print_job:
+        print(job.to_json())
+        return 0
     folder = fold_dir(run_, args.plans_name, args.configuration)
     try:
         refuse_if_diverged(folder, job.settings.retry_diverged)  # before provenance: a refused attempt is no run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import re
 import shutil
 import subprocess
@@ -46,3 +47,19 @@ def slurm_env(tmp_path_factory) -> dict[str, str]:
     subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "start", str(state)], check=True, timeout=900)
     yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
     subprocess.run([str(REPO / "tools" / "local_slurm.sh"), "stop", str(state)], check=False, timeout=60)
+
+
+def train_job_of(dry_run_line: str) -> str:
+    """The job (JSON) a ``train`` command of a dry run (``-p``) hands its training process: the same command,
+    with ``--print-job``, run in the repository (it prints the job and exits without training)."""
+    words = shlex.split(dry_run_line.split("Shell command: ", 1)[-1].split(" >> ", 1)[0])
+    env = dict(os.environ)
+    while words[0] == "env" or "=" in words[0].split("/")[0]:
+        if words[0] != "env":
+            name, _, value = words[0].partition("=")
+            env[name] = value
+        words = words[1:]
+    result = subprocess.run([*words, "--print-job"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        pytest.fail(f"train --print-job failed ({result.returncode}): {result.stderr[-3000:]}")
+    return result.stdout.strip().splitlines()[-1]

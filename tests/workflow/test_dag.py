@@ -15,7 +15,7 @@ import yaml
 from mednext.workflow import resources as res
 from mednext.workflow.config_source import load_config_file, load_workflow_config
 from mednext.workflow.layout import dataset_of_folder, run_from_checkpoint_wildcards
-from tests.workflow.conftest import REPO, job_counts, run_snakemake
+from tests.workflow.conftest import REPO, job_counts, run_snakemake, train_job_of
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +214,7 @@ def test_missing_optional_training_keys_get_schema_defaults_not_demo_values(tmp_
     path.write_text(yaml.safe_dump(config))
     out = run_snakemake("all_tables", "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(path)).stdout
     command = next(line for line in out.splitlines() if " train --dataset " in line)
-    words = shlex.split(command.split("Shell command: ", 1)[-1])
-    job = json.loads(words[words.index("--job") + 1])
+    job = json.loads(train_job_of(command))
     assert job["dataset"] == "btcv"
     settings = job["settings"]
     assert (settings["epochs"], settings["iterations_per_epoch"], settings["val_iterations"]) == (1000, 250, 50)

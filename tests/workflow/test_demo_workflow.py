@@ -117,6 +117,18 @@ def test_rerun_after_completion_does_nothing(demo_dir: Path) -> None:
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_a_changed_training_setting_does_not_redo_finished_trainings(demo_dir: Path, tmp_path: Path) -> None:
+    """Snakemake re-runs a job whose params changed and deletes its outputs first: a settings change (or a
+    new schema key) must not cost a finished checkpoint_final.pth. The settings reach the train command
+    outside its params, so only files decide."""
+    changed = tmp_path / "changed.yaml"
+    config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
+    config["training"].update(checkpoint_minutes=5, gradient_checkpointing="on", divergence_patience=7)
+    changed.write_text(yaml.safe_dump(config))
+    result = run_snakemake("all_tables", "-n", "--configfile", str(changed), "--directory", str(demo_dir), "--cores", "2")
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
+
+
 def test_deleting_one_folds_metrics_reruns_only_its_downstream(demo_dir: Path) -> None:
     metrics = demo_dir / "demo" / "results" / "synthetic" / "MedNeXt-S_k3" / "fold_0" / "metrics.csv"
     before = pd.read_csv(metrics)

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import yaml
 
 from mednext.data.synthetic import write_synthetic_dataset
-from tests.workflow.conftest import REPO, run_snakemake
+from tests.workflow.conftest import REPO, run_snakemake, train_job_of
 
 PATCH = [32, 32, 32]
 
@@ -129,8 +129,9 @@ def test_an_own_dataset_named_after_kits19_keeps_the_mednext_learning_rate(tmp_p
     path = tmp_path / "kits_named.yaml"
     path.write_text(yaml.safe_dump(config))
     out = run_snakemake("all_tables", "-n", "-p", "--forceall", "--cores", "1", "--configfile", str(path)).stdout
-    commands = [shlex.split(line.split("Shell command: ", 1)[-1]) for line in out.splitlines() if " train --dataset " in line]
-    jobs = {words[words.index("--network") + 1]: json.loads(words[words.index("--job") + 1]) for words in commands}
+    lines = [line for line in out.splitlines() if " train --dataset " in line]
+    commands = [shlex.split(line.split("Shell command: ", 1)[-1]) for line in lines]
+    jobs = {words[words.index("--network") + 1]: json.loads(train_job_of(line)) for words, line in zip(commands, lines)}
     assert set(jobs) == {"MedNeXt-S_k3", "MedNeXt-S_k5"}
     assert {words[words.index("--dataset") + 1] for words in commands} == {"Dataset502_KiTS19Private"}
     k5 = jobs["MedNeXt-S_k5"]

@@ -5,7 +5,6 @@
 # DAG would not fit its request. The jobs never fail for a verdict (--no-fail): the GPU job still runs.
 
 REHEARSAL = os.path.dirname(config["calibration"]) or "."
-CONFIG_JSON = json.dumps(config)  # the resolved config, schema defaults filled, as every other job sees it
 
 
 rule rehearse_cpu:

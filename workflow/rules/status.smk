@@ -11,9 +11,7 @@ rule grid_status:
         picture=report(f"{LAYOUT.tables}/grid_status.png", category="Status"),
     log:
         f"{LOGS}/tables/grid_status.log",
-    params:
-        config=json.dumps(config),
     localrule: True
     shell:
-        "{PY} status --config-json {params.config:q} --workdir . --no-squeue --csv {output.csv}"
+        "{PY} status --config-json {CONFIG_JSON:q} --workdir . --no-squeue --csv {output.csv}"
         " --picture {output.picture} > {log} 2>&1"

@@ -1,6 +1,8 @@
 # One nnU-Net v2 training per dataset x network x fold. Kernel-5 MedNeXt (and the "trained twice"
 # ablation) waits for the same dataset and fold's parent checkpoint and starts from it by UpKern.
-# An interrupted training resumes from checkpoint_latest.pth when the job is rerun or retried.
+# An interrupted training resumes from checkpoint_latest.pth when the job is rerun or retried. The command
+# builds its settings from the config (CONFIG_JSON), which is deliberately not a params value: a changed
+# setting does not mark a finished training for a re-run (Snakemake would delete checkpoint_final.pth).
 
 
 rule train:
@@ -14,9 +16,6 @@ rule train:
         LAYOUT.train_log_pattern(),
     params:
         run=train_run,
-        # config training: + dataset key + the network's GPU rehearsal (gradient_checkpointing auto decides from it)
-        job=lambda wc: TrainingJob(TRAINING, train_run(wc).dataset,
-                                   gpu_rehearsal=res.gpu_rehearsal_record(train_run(wc).network, config)).to_json(),
     threads: 1 if config["device"] == "cpu" else RES["cpus_per_gpu"]
     priority: lambda wc: scheduling_priority(train_run(wc), UPKERN_PARENTS)
     resources:
@@ -27,4 +26,4 @@ rule train:
     shell:
         "{JOB_ENV} {PY} train --dataset {wildcards.dataset_folder} --network {params.run.network} --fold {wildcards.fold}"
         " --plans-name {config[plans]} --configuration {wildcards.configuration} --device {config[device]}"
-        " --job {params.job:q} --workers {threads} >> {log} 2>&1"
+        " --config-json {CONFIG_JSON:q} --workers {threads} >> {log} 2>&1"
