@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip install --disable-pip-version-check -c requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo table1 bench
+.PHONY: install test lint demo table1 bench
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ install: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+
+## the linter the team shares (configured in pyproject.toml); CI runs it before the tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 ## the main job: the demo DAG (config/demo.yaml, the Snakefile's default) end to end on the CPU, then its report
 demo: $(STAMP)

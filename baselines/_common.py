@@ -53,7 +53,7 @@ def require_bottleneck_above_one_voxel(network: str, patch: Sequence[int], divis
         )
 
 
-def check_input_shape(network: str, x: "torch.Tensor", expected: Sequence[int] | None, ndim: int) -> None:
+def check_input_shape(network: str, x: torch.Tensor, expected: Sequence[int] | None, ndim: int) -> None:
     """Check a forward input: ``ndim`` spatial dims and, if ``expected`` is given, exactly that size."""
     if x.dim() != ndim + 2:
         raise PatchSizeError(
@@ -66,6 +66,6 @@ def check_input_shape(network: str, x: "torch.Tensor", expected: Sequence[int] |
         )
 
 
-def count_parameters(model: "nn.Module", trainable_only: bool = True) -> int:
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters, as the reference scripts count them."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -100,6 +100,6 @@ def get(name: str) -> NetworkSpec:
         raise KeyError(f"unknown baseline {name!r} (baselines/registry.py); known: {', '.join(BASELINES)}") from None
 
 
-def build(name: str, in_channels: int, n_classes: int, patch_size: Sequence[int]) -> "nn.Module":
+def build(name: str, in_channels: int, n_classes: int, patch_size: Sequence[int]) -> nn.Module:
     """Build baseline ``name`` for ``patch_size``; PatchSizeError names the rule a bad patch breaks."""
     return get(name).build(in_channels, n_classes, patch_size)

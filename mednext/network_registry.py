@@ -99,7 +99,7 @@ class NetworkSpec:
     smallest_patch_size: tuple[int, ...] | None = None
     reference: ReferenceCount | None = None
 
-    def build(self, in_channels: int, n_classes: int, patch_size: Sequence[int]) -> "nn.Module":
+    def build(self, in_channels: int, n_classes: int, patch_size: Sequence[int]) -> nn.Module:
         """The network for ``patch_size``, after :attr:`check_patch_size` (if any) accepted it."""
         if self.builder is None:
             raise ValueError(f"network {self.name!r} is built by nnU-Net from the plans, not by a builder")

@@ -37,7 +37,7 @@ def build_mednext(
     in_channels: int,
     n_classes: int,
     patch_size: tuple[int, ...],
-) -> "nn.Module":
+) -> nn.Module:
     """MedNeXt-``variant`` for nnU-Net: always built with deep-supervision heads.
 
     The heads must exist for checkpoints to load at inference (nnU-Net builds with deep supervision

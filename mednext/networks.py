@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 

@@ -1,6 +1,6 @@
 """The package's layering: no module imports a module of a higher layer.
 
-The layers (``LAYERS``) are the README's layout table ("The parts") read bottom-up: file helpers,
+The layers (``LAYERS``) are the layout table of docs/developer.md ("Layout and layering") read bottom-up: file helpers,
 then the network, UpKern and dataset facts, the network registry's mechanism, the entries (the paper's networks,
 baselines, ablations), the assembled registry, nnU-Net, evaluation and provenance, statistics and
 the workflow helpers, tables, the commands, the CLI. Every ``import`` in the source, module-level or
@@ -78,7 +78,7 @@ SOURCES = sorted([*(REPO / "mednext").rglob("*.py"), *(REPO / "baselines").rglob
 
 def test_every_unit_has_a_layer() -> None:
     units = {unit_of(module_name(p)) for p in SOURCES}
-    assert units - set(LAYER_OF) == set(), "a new package or module needs a place in LAYERS (and the README's table)"
+    assert units - set(LAYER_OF) == set(), "a new package or module needs a place in LAYERS (and the table in docs/developer.md)"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))

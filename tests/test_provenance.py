@@ -19,6 +19,7 @@ import torch
 
 from mednext import provenance as prov
 
+
 def main(argv: list[str]) -> int:
     """The CLI's ``train`` and ``evaluate`` commands only (importing every command costs seconds)."""
     import argparse
@@ -72,7 +73,7 @@ def test_git_state_commit_dirty_and_not_a_repo(repo: Path, tmp_path: Path) -> No
 
 def test_package_versions_and_machine() -> None:
     versions = prov.package_versions()
-    assert versions["python"] == "%d.%d.%d" % sys.version_info[:3] == platform.python_version()
+    assert versions["python"] == ".".join(map(str, sys.version_info[:3])) == platform.python_version()
     assert versions["torch"] == torch.__version__.split("+")[0] or versions["torch"] == torch.__version__
     assert versions["cuda"] == (torch.version.cuda if torch.cuda.is_available() else None)
     import nnunetv2  # noqa: F401  (installed: its version must be known)

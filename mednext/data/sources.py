@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from mednext.atomic import atomic_directory
-from mednext.data.download import ChecksumLock, LOCK_NAME, apply_mirror, fetch_json, http_download, verify_file
+from mednext.data.download import LOCK_NAME, ChecksumLock, apply_mirror, fetch_json, http_download, verify_file
 from mednext.data.errors import CredentialsMissingError, DataError, DownloadError
 from mednext.data.registry import SYNAPSE_REPO, ZENODO, DatasetSpec, SourceFile
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mednext.evaluation.io import EvaluationInputError
 from mednext.atomic import atomic_write_csv
+from mednext.evaluation.io import EvaluationInputError
 
 LEADERBOARD_COLUMNS = ["recorded_at", "dataset", "network", "split", "metric", "value", "submission", "note"]
 DEFAULT_LEADERBOARD_CSV = Path("paper_tables/leaderboard_scores.csv")

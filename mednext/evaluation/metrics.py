@@ -94,7 +94,7 @@ def _padded_mask(label_map: np.ndarray, box: Box, labels: tuple[int, ...]) -> np
         mask = sub == labels[0]
     else:
         mask = np.isin(sub, labels)
-    pads = [(1 - (a - l), 1 - (h - b)) for (a, b), l, h in zip(box, lo, hi)]
+    pads = [(1 - (a - low), 1 - (high - b)) for (a, b), low, high in zip(box, lo, hi)]
     if any(p for pair in pads for p in pair):
         mask = np.pad(mask, pads)
     return mask

@@ -17,11 +17,11 @@ def _paint_ellipsoid(
     """Set ``labels`` to ``value`` inside one axis-aligned ellipsoid (in voxel units), in place."""
     lo = [max(int(np.floor(c - r)), 0) for c, r in zip(centre, radii)]
     hi = [min(int(np.ceil(c + r)) + 1, s) for c, r, s in zip(centre, radii, labels.shape)]
-    if any(h <= l for l, h in zip(lo, hi)):
+    if any(high <= low for low, high in zip(lo, hi)):
         return
-    grids = np.ogrid[tuple(slice(l, h) for l, h in zip(lo, hi))]
+    grids = np.ogrid[tuple(slice(low, high) for low, high in zip(lo, hi))]
     inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii)) <= 1.0
-    view = labels[tuple(slice(l, h) for l, h in zip(lo, hi))]
+    view = labels[tuple(slice(low, high) for low, high in zip(lo, hi))]
     view[inside] = value
 
 

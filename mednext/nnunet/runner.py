@@ -24,15 +24,15 @@ from pathlib import Path
 from mednext.networks import get_network
 from mednext.nnunet.checkpoints import recover_resume_checkpoints
 from mednext.nnunet.divergence import (
-    Divergence,
     DivergedRunError,
+    Divergence,
     DivergenceMarkerError,
     marker_path,
     read_marker,
     set_marker_aside,
 )
 from mednext.nnunet.job_settings import TrainingJob
-from mednext.nnunet.paths import nnunet_folder, nnunet_id, fold_folder, nnunet_env, require_env
+from mednext.nnunet.paths import fold_folder, nnunet_env, nnunet_folder, nnunet_id, require_env
 from mednext.runs import Run
 
 log = logging.getLogger(__name__)

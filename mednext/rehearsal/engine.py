@@ -37,7 +37,7 @@ from mednext.data.layouts import find_cases
 from mednext.data.registry import DatasetSpec, get_dataset
 from mednext.rehearsal.measure import run_measured
 from mednext.rehearsal.stages import StageMeasurement, from_run
-from mednext.workflow.grid import configurations_for, datasets_of, main_runs, ablation_runs
+from mednext.workflow.grid import ablation_runs, configurations_for, datasets_of, main_runs
 from mednext.workflow.targets import evaluation_region_args
 
 log = logging.getLogger(__name__)

@@ -68,12 +68,13 @@ def markdown(rows: Sequence[JobRow], measurements: Sequence[StageMeasurement], h
               "| stage | dataset | case | detail | wall | peak (sum over processes) | worker / case peak |",
               "|---|---|---|---|---|---|---|"]
     frame = measurements_frame(measurements)
+    def cell(record: dict, key: str) -> str:
+        value = record.get(key)
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value / 1000:.2f} GB"
+
     for record in frame.to_dict("records"):
-        def cell(key: str) -> str:
-            value = record.get(key)
-            return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value / 1000:.2f} GB"
         lines.append(f"| {record['stage']} | {record['dataset']} | {record['case']} | {record['detail'] or ''} | "
-                     f"{record['wall_s']:.1f} s | {cell('peak_sum_mb')} | {cell('worker_peak_mb')} |")
+                     f"{record['wall_s']:.1f} s | {cell(record, 'peak_sum_mb')} | {cell(record, 'worker_peak_mb')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,8 +18,13 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from mednext.statistics.bootstrap import (DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_samples_many, percentile_ci,
-                                          pooled_region_mean)
+from mednext.statistics.bootstrap import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    bootstrap_samples_many,
+    percentile_ci,
+    pooled_region_mean,
+)
 from mednext.statistics.cases import CaseMatrix, case_matrices, dataset_conventions
 
 HEADLINE_COLUMNS = ["dataset", "network", "metric", "reproduced", "ci_low", "ci_high", "fold_mean", "fold_std",

@@ -20,8 +20,8 @@ import pandas as pd
 from mednext.data.errors import UnknownDatasetError
 from mednext.data.registry import get_dataset, regions_outside_mean
 from mednext.evaluation.results import MEAN_CLASS
-from mednext.vocabulary import metric as metric_named
 from mednext.vocabulary import NAN_IS_1, NAN_SKIPPED, convention, tidy_key
+from mednext.vocabulary import metric as metric_named
 
 
 def dataset_conventions(dataset: str) -> tuple[str, ...]:

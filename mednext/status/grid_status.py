@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mednext.networks import get_network
+from mednext.runs import Run
 from mednext.status.eta import PendingTraining, schedule_hours
 from mednext.status.fold_state import BLOCKED_STATES, CHECKPOINT_FINAL, DONE_STATES, State, decide_state, observe_fold
 from mednext.status.slurm_queue import QueuedJob, train_job_comment
 from mednext.status.snakemake_state import incomplete_outputs
-from mednext.runs import Run
 from mednext.workflow.grid import all_runs, datasets_of
 from mednext.workflow.layout import Layout
 from mednext.workflow.resources import REFERENCE_GPU, training_hours

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from mednext.data.registry import get_dataset
 from mednext.evaluation.io import EvaluationInputError
 from mednext.evaluation.results import read_results
 from mednext.statistics.aggregate import HEADLINE_COLUMNS, headlines
 from mednext.statistics.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
-from mednext.data.registry import get_dataset
 from mednext.statistics.cases import CaseMatrix, case_matrices, dataset_conventions
 from mednext.statistics.comparisons import comparisons_for, missing_references, paper_differences
 from mednext.statistics.paired import significance_table

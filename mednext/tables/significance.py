@@ -108,15 +108,15 @@ def plot_significance(table: pd.DataFrame, out_png: Path) -> Path:
 def _panel(ax: plt.Axes, rows: pd.DataFrame, dataset: str) -> None:
     y = np.arange(len(rows))[::-1]
     colours = {m: f"C{i}" for i, m in enumerate(TABLE_METRICS)}  # matplotlib's colour cycle, in table order
-    for metric, colour in colours.items():
-        mask = (rows["metric"] == metric).to_numpy()
+    for name, colour in colours.items():
+        mask = (rows["metric"] == name).to_numpy()
         if not mask.any():
             continue
         part = rows[mask]
         err = np.vstack([part["mean_diff"] - part["ci_low"], part["ci_high"] - part["mean_diff"]])
         err = np.where(np.isfinite(err), err, 0.0)
         ax.errorbar(part["mean_diff"], y[mask], xerr=err, fmt="o", color=colour, capsize=3,
-                    label=f"{_metric_label(metric)}: mean Δ, 95 % CI")
+                    label=f"{_metric_label(name)}: mean Δ, 95 % CI")
     paper = rows["paper_diff"].to_numpy(dtype=float)
     has_paper = np.isfinite(paper)
     if has_paper.any():

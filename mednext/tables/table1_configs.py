@@ -34,7 +34,7 @@ def reproduce_configurations(n_classes: int = N_CLASSES) -> pd.DataFrame:
         for name, spec in VARIANTS.items():
             with torch.device("meta"):
                 net = create_mednext_v1(1, n_classes, name, kernel, deep_supervision=True)
-            flops = count_flops(lambda: create_mednext_v1(1, n_classes, name, kernel), FLOPS_INPUT_SHAPE)
+            flops = count_flops(lambda name=name, kernel=kernel: create_mednext_v1(1, n_classes, name, kernel), FLOPS_INPUT_SHAPE)
             rows.append(
                 {
                     "variant": name,

@@ -222,7 +222,7 @@ def train_mem_mb(network: str, config: Mapping[str, Any]) -> int:
     return int(resources["mem_mb_per_size_class"][get_network(network).size_class])
 
 
-def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> "pd.DataFrame":
+def gpu_hours_table(runs: list[Run], config: Mapping[str, Any]) -> pd.DataFrame:
     """Per network over ``runs``: jobs, estimated hours per training and in total, attempts, Revisited's hours.
 
     ``hours_per_run``/``gpu_hours`` are the A100 estimates (module docstring). Where the calibration has

@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import data_rawfixtures as rf
 import numpy as np
 import pytest
+from test_data_prepare import TOKEN, kits_spec, serve_amos, serve_kits, serve_synapse
 
-import data_rawfixtures as rf
 from mednext.data.errors import ChecksumError, ConversionError, CredentialsMissingError, DownloadError
 from mednext.data.prepare import prepare_dataset
 from mednext.data.registry import KITS19_COMMIT, get_dataset
 from mednext.data.sources import fetch_sources
-from test_data_prepare import TOKEN, kits_spec, serve_amos, serve_kits, serve_synapse
 
 KITS_ZIP = f"/neheller/kits19/archive/{KITS19_COMMIT}.zip"
 

@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-import pytest
-
 import data_rawfixtures as rf
+import pytest
+from test_data_prepare import serve_amos
+
 from mednext.commands import data as data_command
 from mednext.data.splits import kfold_splits
-from test_data_prepare import serve_amos
 
 
 def run_cli(argv: list[str]) -> int:

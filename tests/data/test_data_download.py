@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import data_rawfixtures as rf
 import numpy as np
 import pytest
 
-import data_rawfixtures as rf
 from mednext.data.convert import validate_case
 from mednext.data.download import ChecksumLock, apply_mirror, http_download
 from mednext.data.errors import ChecksumError, ConversionError, DataError, DownloadError, UnknownDatasetError

@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import data_rawfixtures as rf
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-import data_rawfixtures as rf
 from mednext.data.prepare import prepare_dataset
 from mednext.data.registry import KITS19_COMMIT, DatasetSpec, get_dataset
 

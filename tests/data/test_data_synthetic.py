@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from scipy import ndimage
 from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+from scipy import ndimage
 
 from mednext.data.registry import get_dataset
 from mednext.data.synthetic import write_synthetic_dataset

@@ -26,8 +26,7 @@ from _nnunet_support import DATASET_ID, set_nnunet_env, write_small_dataset
 from mednext.cli import main
 from mednext.data.synthetic import SYNTHETIC_LABELS
 from mednext.networks import get_network
-from mednext.nnunet.checkpoints import load_nnunet_checkpoint, network_weights
-from mednext.nnunet.checkpoints import INITIAL_WEIGHTS_FILE, UPKERN_REPORT_FILE
+from mednext.nnunet.checkpoints import INITIAL_WEIGHTS_FILE, UPKERN_REPORT_FILE, load_nnunet_checkpoint, network_weights
 from mednext.nnunet.paths import nnunet_folder
 from mednext.nnunet.runner import fold_dir, validation_cases
 from mednext.runs import Run

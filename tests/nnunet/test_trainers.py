@@ -13,12 +13,12 @@ from torch import nn
 
 import mednext.networks as networks
 import mednext.nnunet.trainer_classes as trainer_classes
+from mednext.config_schema import ConfigValueError
 from mednext.networks import NetworkSpec, get_network, lr_for, register_network
+from mednext.nnunet.job_settings import TrainingJob, TrainingSettings, schema_keys
 from mednext.nnunet.paths import ext_trainer_dir
 from mednext.nnunet.runner import TrainAction, decide_action
 from mednext.nnunet.trainers import DeepSupervisedTrainer, NoDeepSupervisionTrainer, ReproTrainer
-from mednext.nnunet.job_settings import TrainingJob, TrainingSettings, schema_keys
-from mednext.config_schema import ConfigValueError
 
 #: The paper grid (§3.1, Tables 1-2): registry name -> nnU-Net trainer class name.
 PAPER_TRAINERS = {

@@ -90,7 +90,7 @@ def test_comparisons_follow_the_papers_tables(repo_root) -> None:
     """Ablation pairs match the groups of the transcribed Table 1 (right); MedNeXt vs nnU-Net; k5 vs its k3 parent."""
     reported = pd.read_csv(repo_root / "paper_tables/reported/table1_ablations.csv")
     paper_pairs = set()
-    for group, rows in reported[reported["ablation"] != "baseline"].groupby("ablation"):
+    for _, rows in reported[reported["ablation"] != "baseline"].groupby("ablation"):
         ablated = [n for n in rows["network"].unique() if n not in ("MedNeXt-B_k3", "MedNeXt-B_k5")]
         base = [n for n in rows["network"].unique() if n not in ablated]
         paper_pairs |= {(ablated[0], base[0])}

@@ -22,8 +22,9 @@ class NnunetLogWriter:
 
     def __init__(self, fold_dir: Path, start: datetime, epoch_seconds: float = 5.0) -> None:
         fold_dir.mkdir(parents=True, exist_ok=True)
-        name = "training_log_%d_%d_%d_%02.0d_%02.0d_%02.0d.txt" % (start.year, start.month, start.day, start.hour,
-                                                                  start.minute, start.second)  # nnUNetTrainer.__init__
+        # nnUNetTrainer.__init__'s own %-format, kept verbatim so the names match nnU-Net's
+        name = "training_log_%d_%d_%d_%02.0d_%02.0d_%02.0d.txt" % (  # noqa: UP031
+            start.year, start.month, start.day, start.hour, start.minute, start.second)
         self.path = fold_dir / name
         self._trainer = SimpleNamespace(local_rank=0, log_file=str(self.path))
         self._clock = start

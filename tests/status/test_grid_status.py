@@ -11,9 +11,9 @@ import pytest
 
 from mednext.cli import main
 from mednext.provenance import TrainingProvenance
+from mednext.runs import Run
 from mednext.status.grid_status import collect_status
 from mednext.workflow.config_source import DEMO_CONFIG, load_workflow_config
-from mednext.runs import Run
 from mednext.workflow.grid import all_runs
 from mednext.workflow.layout import Layout
 from mednext.workflow.resources import training_hours

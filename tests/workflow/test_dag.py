@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mednext.workflow import resources as res
-from mednext.workflow.config_source import load_config_file, load_workflow_config
+from mednext.workflow.config_source import load_workflow_config
 from mednext.workflow.layout import dataset_of_folder, run_from_checkpoint_wildcards
 from tests.workflow.conftest import REPO, job_counts, run_snakemake, train_job_of
 
