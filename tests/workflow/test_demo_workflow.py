@@ -34,6 +34,7 @@ TABLE_FILES = [f"{stem}.{ext}" for stem in ("table2", "table1_ablations", "test_
 TABLE_FILES += ["provenance.csv"]  # one row per (dataset, network, fold) behind the tables
 TABLE_FILES += [f"{stem}.{ext}" for stem in ("results_other_datasets", "significance") for ext in ("csv", "md", "tex", "html")]
 TABLE_FILES += ["significance.png", "training_curves.png", "per_class_dsc.png", "upkern_first_epoch.png"]
+TABLE_FILES += ["status.csv", "grid_status.png"]  # where the grid stands (mednext-repro status), for the report
 
 pytestmark = [pytest.mark.slow, pytest.mark.starts_first]
 
@@ -117,14 +118,16 @@ def test_rerun_after_completion_does_nothing(demo_dir: Path) -> None:
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_a_changed_training_setting_does_not_redo_finished_trainings(demo_dir: Path, tmp_path: Path) -> None:
-    """Snakemake re-runs a job whose params changed and deletes its outputs first: a settings change (or a
-    new schema key) must not cost a finished checkpoint_final.pth. The settings reach the train command
-    outside its params, so only files decide."""
+def test_a_changed_setting_does_not_redo_finished_trainings(demo_dir: Path, tmp_path: Path) -> None:
+    """Snakemake re-runs a job whose params changed, and its downstream, deleting their outputs first: a
+    training setting, the planning workers or the config's key order must not cost a finished
+    checkpoint_final.pth. Training settings reach the train command outside its params; planning's params
+    are what decides the plans; trainings need the plans to exist, not to be older."""
     changed = tmp_path / "changed.yaml"
     config = yaml.safe_load(Path(DEMO_CONFIG).read_text())
     config["training"].update(checkpoint_minutes=5, gradient_checkpointing="on", divergence_patience=7)
-    changed.write_text(yaml.safe_dump(config))
+    config["planning"]["processes"] = 3
+    changed.write_text(yaml.safe_dump(config))  # sorted keys: another order than the demo file's
     result = run_snakemake("all_tables", "-n", "--configfile", str(changed), "--directory", str(demo_dir), "--cores", "2")
     assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
 

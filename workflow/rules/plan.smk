@@ -9,8 +9,13 @@ rule plan_and_preprocess:
     log:
         f"{LOGS}/plan/{{dataset_folder}}.log",
     params:
+        # what decides the plans, as plain strings (a reordered config must not look changed); not the worker
+        # count, which is threads: a re-plan would make Snakemake redo every training downstream
         configurations=lambda wc: " ".join(configurations_for(config, dataset_key(wc))),
-        planning=config["planning"],
+        patch_3d=" ".join(map(str, config["planning"]["patch_3d"])),
+        patch_2d=" ".join(map(str, config["planning"]["patch_2d"])),
+        batch_3d=config["planning"]["batch_3d"],
+        batch_2d=config["planning"]["batch_2d"],
     # planning.processes workers at most: as many as fit the memory request at one worker's peak
     # (measured by a rehearsal, or the uncalibrated default; mednext.workflow.resources.plan_request)
     threads: lambda wc: res.plan_request(dataset_key(wc), config).cpus
@@ -19,8 +24,8 @@ rule plan_and_preprocess:
         mem_mb=lambda wc: res.plan_request(dataset_key(wc), config).mem_mb,
     shell:
         "{JOB_ENV} {PY} plan --dataset {wildcards.dataset_folder} --plans-name {config[plans]}"
-        " --patch-size {params.planning[patch_3d]} --patch-size-2d {params.planning[patch_2d]}"
-        " --batch-size {params.planning[batch_3d]} --batch-size-2d {params.planning[batch_2d]}"
+        " --patch-size {params.patch_3d} --patch-size-2d {params.patch_2d}"
+        " --batch-size {params.batch_3d} --batch-size-2d {params.batch_2d}"
         " --configurations {params.configurations} --num-processes {threads} > {log} 2>&1"
 
 

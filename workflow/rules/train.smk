@@ -7,8 +7,11 @@
 
 rule train:
     input:
-        plans=lambda wc: LAYOUT.plans_json(train_run(wc).dataset),
-        splits=lambda wc: LAYOUT.splits_json(train_run(wc).dataset),
+        # ancient: a training needs its plans and splits to exist, not to be older than it. A re-plan (new
+        # dataset files, another network's configuration added) must not make Snakemake redo, and first
+        # delete, weeks of finished trainings; retrain on purpose with --forcerun train or by deleting them.
+        plans=lambda wc: ancient(LAYOUT.plans_json(train_run(wc).dataset)),
+        splits=lambda wc: ancient(LAYOUT.splits_json(train_run(wc).dataset)),
         parent=lambda wc: targets.parent_checkpoints(train_run(wc), config),
     output:
         LAYOUT.checkpoint_pattern(),
