@@ -52,7 +52,9 @@ def check_patch_size(
     for p, e in zip(patch, embed_patch):
         if p % (e * 2**n_down):
             raise PatchSizeError(
-                NAME, patch, f"each dimension must be divisible by embedding patch x 2^{n_down} = {tuple(e * 2**n_down for e in embed_patch)}"
+                NAME, patch,
+                f"each dimension must be divisible by embedding patch x 2^{n_down} = "
+                f"{tuple(e * 2**n_down for e in embed_patch)}"
             )
     for stage, window in enumerate(windows):
         res = tuple(p // e // 2**stage for p, e in zip(patch, embed_patch))
@@ -179,7 +181,8 @@ class TransformerBlock(nn.Module):
         cross: skip attention (the first block of a decoder stage); default False.
     """
 
-    def __init__(self, dim: int, resolution: Size3, heads: int, window: int, shift: bool, drop_path: float, cross: bool = False) -> None:
+    def __init__(self, dim: int, resolution: Size3, heads: int, window: int, shift: bool, drop_path: float,
+                 cross: bool = False) -> None:
         super().__init__()
         self.resolution = resolution
         self.window, self.shift = _effective_window(resolution, window)
@@ -204,7 +207,10 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None, x_up: torch.Tensor | None = None) -> torch.Tensor:
         b, length, c = x.shape
         if length != self.resolution[0] * self.resolution[1] * self.resolution[2]:
-            raise PatchSizeError(NAME, (length,), f"expected {self.resolution} = {self.resolution[0] * self.resolution[1] * self.resolution[2]} tokens", "token count")
+            raise PatchSizeError(NAME, (length,),
+                                 f"expected {self.resolution} = "
+                                 f"{self.resolution[0] * self.resolution[1] * self.resolution[2]} tokens",
+                                 "token count")
         if self.cross:
             if skip is None or x_up is None:
                 raise ValueError(f"{NAME}: a skip-attention block needs the skip and the up-sampled features")

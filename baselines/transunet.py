@@ -32,7 +32,8 @@ def check_patch_size(patch_size: Sequence[int] | int) -> tuple[int, int]:
         raise PatchSizeError(NAME, patch, "H must equal W (square img_size; the position embedding is a square grid)")
     require_divisible(NAME, patch, DIVISOR, "the ResNet-50 stem and stages reduce by 16 before the ViT")
     if patch[0] < 2 * DIVISOR:
-        raise PatchSizeError(NAME, patch, f"must be at least {2 * DIVISOR}: the 1/16 grid needs 2x2 cells for GroupNorm(1024, 1024)")
+        raise PatchSizeError(NAME, patch,
+                             f"must be at least {2 * DIVISOR}: the 1/16 grid needs 2x2 cells for GroupNorm(1024, 1024)")
     return patch  # type: ignore[return-value]
 
 

@@ -68,7 +68,8 @@ def _measure(name: str, small: bool, batch: int, device: str, threads: int, queu
     expected = (batch, n_cls, *patch)
     if tuple(y.shape) != expected:
         raise RuntimeError(f"{name}: output shape {tuple(y.shape)}, expected {expected} (benchmarks/bench_baselines.py)")
-    queue.put(Row(name, "x".join(map(str, patch)), batch, baselines.count_parameters(net), round(build_s, 2), round(fwd_bwd_s, 2), round(peak_mb, 1)))
+    queue.put(Row(name, "x".join(map(str, patch)), batch, baselines.count_parameters(net),
+                  round(build_s, 2), round(fwd_bwd_s, 2), round(peak_mb, 1)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ import warnings
 import numpy as np
 
 
-def reference_metrics(gt: np.ndarray, pred: np.ndarray, n_classes: int, spacing: tuple[float, ...], tol: float) -> dict[int, tuple[float, float, float]]:
+def reference_metrics(gt: np.ndarray, pred: np.ndarray, n_classes: int, spacing: tuple[float, ...],
+                      tol: float) -> dict[int, tuple[float, float, float]]:
     """DSC, SDC and HD95 per class with DeepMind's package (all classes here are non-empty)."""
     from surface_distance import metrics as sd
 
@@ -33,7 +34,8 @@ def reference_metrics(gt: np.ndarray, pred: np.ndarray, n_classes: int, spacing:
     return out
 
 
-def project_metrics(gt: np.ndarray, pred: np.ndarray, n_classes: int, spacing: tuple[float, ...], tol: float) -> dict[int, tuple[float, float, float]]:
+def project_metrics(gt: np.ndarray, pred: np.ndarray, n_classes: int, spacing: tuple[float, ...],
+                    tol: float) -> dict[int, tuple[float, float, float]]:
     """The same values from :func:`mednext.evaluation.metrics.evaluate_label_maps`."""
     from mednext.evaluation.metrics import evaluate_label_maps, label_regions
 

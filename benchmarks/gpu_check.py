@@ -196,7 +196,8 @@ def versions(device: torch.device) -> dict[str, str]:
     return info
 
 
-def run_check(smoke: bool, official_root: Path | None, budget_s: float, iterations: int | None = None) -> tuple[pd.DataFrame, dict, str]:
+def run_check(smoke: bool, official_root: Path | None, budget_s: float,
+              iterations: int | None = None) -> tuple[pd.DataFrame, dict, str]:
     """The table, the versions and the official-network note."""
     device = torch.device("cpu" if smoke or not torch.cuda.is_available() else "cuda")
     if smoke:

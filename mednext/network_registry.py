@@ -169,7 +169,8 @@ class NetworkRegistry:
         spec.validate()
         existing = self.specs.get(spec.name)
         if existing is not None and existing != spec and not overwrite:
-            raise ValueError(f"network {spec.name!r} is already registered with a different spec; pass overwrite=True to replace it")
+            raise ValueError(f"network {spec.name!r} is already registered with a different spec; "
+                             "pass overwrite=True to replace it")
         clash = next((s for s in self.specs.values() if s.trainer_name == spec.trainer_name and s.name != spec.name), None)
         if clash is not None:
             raise ValueError(f"networks {spec.name!r} and {clash.name!r} map to the same trainer class {spec.trainer_name}")

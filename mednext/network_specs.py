@@ -98,7 +98,8 @@ def builtin_networks() -> list[NetworkSpec]:
     for variant in ("S", "B", "M", "L"):
         specs.append(mednext_spec(variant, 3))
         specs.append(
-            mednext_spec(variant, 5, init_from=f"MedNeXt-{variant}_k3", description=f"MedNeXt-{variant}, kernel 5 (UpKern from k3)")
+            mednext_spec(variant, 5, init_from=f"MedNeXt-{variant}_k3",
+                         description=f"MedNeXt-{variant}, kernel 5 (UpKern from k3)")
         )
     specs.append(
         NetworkSpec(

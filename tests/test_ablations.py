@@ -46,7 +46,8 @@ def test_targets_and_resources_follow_the_table() -> None:
     # an ablation costs what the network it changes costs: Table 1 (left) seconds per epoch x 1000 epochs
     configs = pd.read_csv(REPORTED / "table1_configs.csv").set_index(["variant", "kernel"])
     for network, kernel in (("MedNeXt-B_k5_scratch", 5), ("MedNeXt-B_k3_twice", 3), ("MedNeXt-B_k3_standard_resampling", 3)):
-        assert res.paper_gpu_hours(network, config) == pytest.approx(configs.loc[("B", kernel), "secs_per_train_epoch"] * 1000 / 3600)
+        assert res.paper_gpu_hours(network, config) == pytest.approx(
+            configs.loc[("B", kernel), "secs_per_train_epoch"] * 1000 / 3600)
 
 
 def test_significance_compares_each_ablation_with_its_table_partner() -> None:

@@ -154,7 +154,8 @@ def run_splits(args: argparse.Namespace) -> int:
     from mednext.nnunet.paths import nnunet_folder
 
     folder = nnunet_folder(args.dataset)
-    pre_root = args.preprocessed_root or (Path(os.environ["nnUNet_preprocessed"]) if "nnUNet_preprocessed" in os.environ else None)
+    pre_root = args.preprocessed_root or (Path(os.environ["nnUNet_preprocessed"])
+                                          if "nnUNet_preprocessed" in os.environ else None)
     if pre_root is None:
         raise SystemExit("no --preprocessed-root given and nnUNet_preprocessed is not set")
     raw_root = args.raw_root or (Path(os.environ["nnUNet_raw"]) if "nnUNet_raw" in os.environ else None)

@@ -91,7 +91,8 @@ def _write_provenance(args: argparse.Namespace, started, recomputed: bool) -> No
 
     if not recomputed and (Path(args.out).parent / PROVENANCE_FILE).is_file():
         return  # the metrics and their record are from an earlier run
-    identity = {"dataset": dataset_label(args.dataset), "network": args.network, "fold": args.fold, "metrics": Path(args.out).name}
+    identity = {"dataset": dataset_label(args.dataset), "network": args.network, "fold": args.fold,
+                "metrics": Path(args.out).name}
     job = {"regions": args.regions, "region_preset": args.region_preset, "labels": args.labels,
            "spacing_modes": args.spacing_modes, "tolerance_mm": args.tolerance, "workers": args.workers}
     record = evaluation_record(identity, job, started, utc_now(), args.fold_dir, recomputed)

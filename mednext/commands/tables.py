@@ -1,4 +1,5 @@
-"""``mednext-repro tables``: regenerate Table 2, Table 1 (right), the test-set table, the table of other datasets and the significance table."""
+"""``mednext-repro tables``: regenerate Table 2, Table 1 (right), the test-set table, the table of other datasets and
+the significance table."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     missing = [str(p) for p in args.metrics if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{missing[0]}: metrics file not found" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise FileNotFoundError(f"{missing[0]}: metrics file not found"
+                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     if args.provenance is not None and not args.provenance.is_file():
         raise FileNotFoundError(f"{args.provenance}: provenance table not found")
     for path in write_all_tables(args.reported, args.metrics, args.out_dir, args.spacing_mode, args.folds,

@@ -113,7 +113,8 @@ class GeometryProfile:
             if rank in anchors:
                 chosen.append(anchors[rank])
                 continue
-            low, high, t = (self.smallest, self.median, rank / 0.5) if rank < 0.5 else (self.median, self.largest, (rank - 0.5) / 0.5)
+            low, high, t = ((self.smallest, self.median, rank / 0.5) if rank < 0.5
+                            else (self.median, self.largest, (rank - 0.5) / 0.5))
             chosen.append(_interpolate(low, high, t, f"interpolated at rank {rank:.2f}"))
         return sorted(chosen, key=lambda g: g.voxels_at(spacing))
 

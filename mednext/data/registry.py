@@ -213,7 +213,8 @@ def _btcv() -> DatasetSpec:
             assumed="slice spacing of the smallest and largest case: the stated field of view over the stated slice count",
         ),
         notes="Project syn3193805; RawData.zip is entity syn3379050 (public downloaders record md5 "
-              "e8e3fc9604eadc34c47067e2332f8ea1; the download checks the md5 Synapse publishes). Layout RawData/Training/{img/img00XX,label/label00XX}.nii.gz; Test/ has no labels.",
+              "e8e3fc9604eadc34c47067e2332f8ea1; the download checks the md5 Synapse publishes). "
+              "Layout RawData/Training/{img/img00XX,label/label00XX}.nii.gz; Test/ has no labels.",
     )
 
 

@@ -172,7 +172,8 @@ def evaluate_folder(
 
     args = (regions, allowed, tuple(spacing_modes), float(tolerance_mm), float(spacing_tolerance_mm))
     rows: list[list[object]] = []
-    progress = tqdm(total=len(pairs), desc=f"evaluate {dataset}/{network}/fold {fold}", unit="case")  # kept: logs end the bar's line
+    # kept: logs end the bar's line
+    progress = tqdm(total=len(pairs), desc=f"evaluate {dataset}/{network}/fold {fold}", unit="case")
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(score_case, g, p, *args) for g, p in pairs]
@@ -192,8 +193,10 @@ def evaluate_folder(
     return EvaluationRun(out_csv, len(pairs), recomputed=True)
 
 
-def _tidy(dataset: str, network: str, fold: str | int, case: str, case_rows: list[tuple[str, str, str, float]], tolerance_mm: float) -> list[list[object]]:
-    return [[dataset, network, str(fold), case, cls, metric, mode, value, float(tolerance_mm)] for cls, metric, mode, value in case_rows]
+def _tidy(dataset: str, network: str, fold: str | int, case: str, case_rows: list[tuple[str, str, str, float]],
+          tolerance_mm: float) -> list[list[object]]:
+    return [[dataset, network, str(fold), case, cls, metric, mode, value, float(tolerance_mm)]
+            for cls, metric, mode, value in case_rows]
 
 
 def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:

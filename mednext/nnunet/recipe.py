@@ -273,7 +273,8 @@ def trainer_for_plans(plans_file: str | Path, network: str, fold: int | str = 0,
     spec = get_network(network)
     configuration = configuration or spec.configuration
     if configuration not in plans.get("configurations", {}):
-        raise ValueError(f"plans {plans_file} have no configuration {configuration!r} (found {sorted(plans.get('configurations', {}))})")
+        raise ValueError(f"plans {plans_file} have no configuration {configuration!r} "
+                         f"(found {sorted(plans.get('configurations', {}))})")
     fold_value: int | str = fold if str(fold) == "all" else int(fold)
     real_results = os.environ.get("nnUNet_results")
     cls = trainer_for_network(network)

@@ -60,7 +60,8 @@ def load_official(path: str | Path) -> pd.DataFrame:
     frame = _read(Path(path), OFFICIAL_COLUMNS)
     duplicated = frame[frame.duplicated(["item", "network_family"], keep=False)]
     if len(duplicated):
-        raise ValueError(f"{path}: duplicate (item, network_family) rows: {duplicated[['item', 'network_family']].values.tolist()}")
+        raise ValueError(f"{path}: duplicate (item, network_family) rows: "
+                         f"{duplicated[['item', 'network_family']].values.tolist()}")
     return frame
 
 

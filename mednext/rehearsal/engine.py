@@ -116,7 +116,8 @@ def _standin_cases(spec: DatasetSpec, k: int, root: Path, seed: int) -> tuple[Ca
     return CaseSource("stand-ins", description, tuple((c.case_id, g) for c, g in zip(cases, geometries))), subset
 
 
-def choose_cases(spec: DatasetSpec, config: Mapping[str, Any], k: int, root: Path, seed: int = 0) -> tuple[CaseSource, Path | None]:
+def choose_cases(spec: DatasetSpec, config: Mapping[str, Any], k: int, root: Path,
+                 seed: int = 0) -> tuple[CaseSource, Path | None]:
     """The rehearsal cases of one dataset and the folder the preparation stage reads (None: generated)."""
     if spec.nnunet_raw is not None:
         return _own_cases(spec, k, root)
@@ -163,7 +164,8 @@ class Rehearsal:
         measurement = from_run(stage, dataset, run, source=source, note=note)
         state = "ok" if run.returncode == 0 else f"FAILED (exit {run.returncode}, see {logs / f'{name}.log'})"
         self.progress(f"  {stage:<20} {dataset:<10} {run.wall_s:8.1f} s   peak (sum) {run.memory.peak_sum_mb / 1000:6.2f} GB   "
-                      f"largest worker/case {max(measurement.worker_peak_mb, measurement.case_peak_mb()) / 1000:6.2f} GB  {state}")
+                      f"largest worker/case "
+                      f"{max(measurement.worker_peak_mb, measurement.case_peak_mb()) / 1000:6.2f} GB  {state}")
         return measurement
 
     def planning_workers(self) -> int:

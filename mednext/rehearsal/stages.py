@@ -91,7 +91,8 @@ def stage_cost(measurement: StageMeasurement) -> StageCost:
     case_s = sum(per_case.values()) / n if n else 0.0
     pool_s = sum(s for phase, s in measurement.phases.items() if phase.startswith(POOL_PHASE_PREFIXES))
     if measurement.workers > 0:  # cases ran in worker processes
-        fixed = max(0.0, measurement.wall_s - pool_s) if pool_s else max(0.0, measurement.wall_s - case_s * n / measurement.workers)
+        fixed = (max(0.0, measurement.wall_s - pool_s) if pool_s
+                 else max(0.0, measurement.wall_s - case_s * n / measurement.workers))
         peak = max(measurement.case_peak_mb(), measurement.worker_peak_mb)
         return StageCost(case_s, fixed, peak, measurement.main_peak_mb, n)
     fixed = max(0.0, measurement.wall_s - sum(per_case.values()))

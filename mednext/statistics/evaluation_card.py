@@ -66,7 +66,8 @@ def headline_estimator(dataset: str) -> tuple[str, str]:
         pass
     first, second = regions if len(regions) == 2 else (regions[0], regions[0] + "_second")
     cases = [(0, "c1", 0.9, 0.6), (0, "c2", 0.8, np.nan), (0, "c3", 0.7, 0.2), (1, "c4", 0.5, 0.4), (1, "c5", 0.6, 0.2)]
-    frame = _tidy(dataset, "dsc", [row for fold, case, a, b in cases for row in ((fold, case, first, a), (fold, case, second, b))])
+    frame = _tidy(dataset, "dsc",
+                  [row for fold, case, a, b in cases for row in ((fold, case, first, a), (fold, case, second, b))])
     (row,) = headlines(case_matrices(frame, "dsc", "paper").values(), n_resamples=0).to_dict("records")
     values = np.array([[a, b] for _, _, a, b in cases]) * 100.0
     folds = np.array([fold for fold, *_ in cases])

@@ -1,11 +1,12 @@
 """Paired comparisons on the same validation cases: is network A really better than B here?
 
 The paired unit is a validation case: its mean over the regions counted in the table's mean, in the
-table's spacing mode and the dataset's headline empty-region convention (the unit the headline averages), in percent. Per (dataset, metric, network,
-reference): mean paired difference network − reference with a fold-stratified bootstrap 95 % CI,
-the two-sided Wilcoxon signed-rank p (``scipy.stats.wilcoxon`` defaults: zero differences dropped,
-``zero_method="wilcox"``), and Holm's step-down correction within each table. Cases scored for one
-network and not the other (or without any finite value) are dropped with a warning naming them.
+table's spacing mode and the dataset's headline empty-region convention (the unit the headline averages),
+in percent. Per (dataset, metric, network, reference): mean paired difference network − reference with a
+fold-stratified bootstrap 95 % CI, the two-sided Wilcoxon signed-rank p (``scipy.stats.wilcoxon`` defaults:
+zero differences dropped, ``zero_method="wilcox"``), and Holm's step-down correction within each table.
+Cases scored for one network and not the other (or without any finite value) are dropped with a warning
+naming them.
 """
 
 from __future__ import annotations

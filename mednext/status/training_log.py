@@ -7,8 +7,9 @@ is an exponential moving average of the per-epoch foreground mean, ``ema = 0.9 e
 (``nnUNetLogger.log``); it is rebuilt here from the logged per-class values, so that no checkpoint
 (up to 700 MB for MedNeXt-L with its AdamW state) has to be loaded.
 
-Format and formula: ``docs/sources.md#nnunet-training-log``. Only the tail of long logs is read: an epoch older than :data:`EMA_EPOCHS` weighs less than
-0.9**100 = 3e-5 in the average, below the 4 decimals nnU-Net logs.
+Format and formula: ``docs/sources.md#nnunet-training-log``. Only the tail of long logs is read: an epoch
+older than :data:`EMA_EPOCHS` weighs less than 0.9**100 = 3e-5 in the average, below the 4 decimals
+nnU-Net logs.
 """
 
 from __future__ import annotations

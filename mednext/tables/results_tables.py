@@ -55,7 +55,8 @@ def _statistics_caption(spacing_mode: str, n_folds: int, n_resamples: int, datas
     return (
         f"Reproduced (pooled): the official cross-validation mean — the validation cases of all folds "
         f"pooled, mean of each region over them (a region absent from both masks, NaN, is skipped unless "
-        f"a dataset's note says otherwise), then the mean over regions; {_units()}. 95 % CI: percentile bootstrap of that value, {n_resamples} "
+        f"a dataset's note says otherwise), then the mean over regions; {_units()}. "
+        f"95 % CI: percentile bootstrap of that value, {n_resamples} "
         f"resamples of the cases, stratified by fold. Fold mean ± std: the same value per fold, "
         f"mean ± sample std over folds (the spread between folds). {n_folds} folds make a complete row. "
         f"Surface Dice at the configured tolerance with spacing mode `{spacing_mode}` (`paper`: spacing "
@@ -100,7 +101,8 @@ def build_test_set(reported_csv: Path, leaderboard_csv: Path | None) -> pd.DataF
     table["reproduced"] = float("nan")
     if leaderboard_csv is not None and Path(leaderboard_csv).is_file():
         recorded = pd.read_csv(leaderboard_csv)
-        recorded = recorded[recorded["split"].astype(str).str.lower().isin(["test", "ensemble"])] if "split" in recorded else recorded
+        recorded = (recorded[recorded["split"].astype(str).str.lower().isin(["test", "ensemble"])]
+                    if "split" in recorded else recorded)
         latest = recorded.sort_values("recorded_at").groupby(["dataset", "network", "metric"]).tail(1)
         latest = latest.set_index(["dataset", "network", "metric"])["value"]
         table["reproduced"] = [latest.get((d, n, m), float("nan"))

@@ -90,7 +90,8 @@ def plot_training_curves(logs: Sequence[RunLog], out_png: str | Path) -> Path:
             row[0].plot(e["epoch"], e["train_losses"], "-o", ms=3, color=colour, label=f"fold {log.fold} train")
             row[0].plot(e["epoch"], e["val_losses"], "--s", ms=3, color=colour, label=f"fold {log.fold} validation")
             row[1].plot(e["epoch"], e["mean_fg_dice"], "-o", ms=3, color=colour, label=f"fold {log.fold}")
-            row[1].plot(e["epoch"], e["ema_fg_dice"], ":", color=colour, label=f"fold {log.fold}: nnU-Net's EMA (0.9 decay; picks checkpoint_best)")
+            row[1].plot(e["epoch"], e["ema_fg_dice"], ":", color=colour,
+                        label=f"fold {log.fold}: nnU-Net's EMA (0.9 decay; picks checkpoint_best)")
         row[0].set_title(f"{network} ({dataset}): loss", fontsize=10, loc="left")
         row[0].set_ylabel("loss (CE + negative soft Dice;\nlower is better)", fontsize=8)
         row[1].set_title("same run: pseudo-Dice of the epoch's validation batch", fontsize=10, loc="left")

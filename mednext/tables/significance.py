@@ -24,7 +24,8 @@ def caption(spacing_mode: str, n_resamples: int) -> str:
     return (
         "Per dataset and metric: mean over the common validation cases of the paired difference "
         "network − reference, each case's value being its mean over regions (spacing mode "
-        f"`{spacing_mode}`; a region absent from both masks as in the dataset's headline), in percentage points; 95 % CI: percentile bootstrap ({n_resamples} resamples, "
+        f"`{spacing_mode}`; a region absent from both masks as in the dataset's headline), in percentage points; "
+        f"95 % CI: percentile bootstrap ({n_resamples} resamples, "
         "stratified by fold). p: two-sided Wilcoxon signed-rank test (scipy defaults; zero differences "
         "dropped); p (Holm): Holm-corrected within each table (`table2`, `table1_ablations`, "
         "`results_other_datasets`). paper Δ: the paper's reported difference (— : not reported). "

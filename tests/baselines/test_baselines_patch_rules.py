@@ -67,7 +67,8 @@ def test_paper_patch_is_the_official_planners(name: str) -> None:
 
 def test_unetr_forward_rejects_other_size_than_built() -> None:
     net = baselines.build("UNETR", 1, 2, (32, 32, 32))
-    with pytest.raises(PatchSizeError, match=re.escape("UNETR: input size (48, 48, 48) is not allowed: the network was built for (32, 32, 32)")):
+    with pytest.raises(PatchSizeError, match=re.escape("UNETR: input size (48, 48, 48) is not allowed: "
+                                                       "the network was built for (32, 32, 32)")):
         net(torch.zeros(1, 1, 48, 48, 48))
 
 

@@ -100,7 +100,8 @@ def test_missing_token_lists_files_to_place_and_placing_them_works(tmp_path: Pat
 
 def test_synapse_file_without_recorded_id_needs_it_or_hand_placement(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SYNAPSE_AUTH_TOKEN", TOKEN)
-    with pytest.raises(CredentialsMissingError, match="entity id of RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021.tar is not recorded"):
+    with pytest.raises(CredentialsMissingError,
+                       match="entity id of RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021.tar is not recorded"):
         fetch_sources(get_dataset("brats21"), tmp_path / "dl", progress=False)
 
 

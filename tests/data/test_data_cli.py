@@ -57,7 +57,8 @@ def test_console_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "SYNAPSE_AUTH_TOKEN"}
-    result = subprocess.run([sys.executable, "-m", "mednext", "data", "download", "--dataset", "btcv", "--downloads", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "mednext", "data", "download", "--dataset", "btcv",
+                             "--downloads", str(tmp_path)],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -71,7 +71,8 @@ def test_spacing_mismatch_names_case_and_both_spacings(tmp_path: Path) -> None:
     (tmp_path / "seg.nii.gz").write_bytes(rf.nifti_bytes(rf.label_volume(rng, [1, 2]), spacing=(2.5, 0.8, 0.75)))
     case = RawCase("case_00007", (tmp_path / "img.nii.gz",), tmp_path / "seg.nii.gz")
     with pytest.raises(ConversionError, match=r"case case_00007: image/label spacing mismatch: CT image img.nii.gz has "
-                                              r"spacing \(3, 0.8, 0.75\) mm \(z, y, x\), label seg.nii.gz has \(2.5, 0.8, 0.75\)"):
+                                              r"spacing \(3, 0.8, 0.75\) mm \(z, y, x\), "
+                                              r"label seg.nii.gz has \(2.5, 0.8, 0.75\)"):
         validate_case(case, get_dataset("kits19"))
 
 

@@ -147,7 +147,8 @@ def test_brats21_from_synapse_remaps_labels(tmp_path: Path, nnunet_env, http_ser
     assert meta["channel_names"] == {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
     # channel order: _0001 is the t1ce file of the source
     src = tmp_path / "dl" / "brats21" / "source" / "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021" / "BraTS2021_00001"
-    assert (folder / "imagesTr" / "BraTS2021_00001_0001.nii.gz").read_bytes() == (src / "BraTS2021_00001_t1ce.nii.gz").read_bytes()
+    assert ((folder / "imagesTr" / "BraTS2021_00001_0001.nii.gz").read_bytes()
+            == (src / "BraTS2021_00001_t1ce.nii.gz").read_bytes())
 
 
 def test_synthetic_through_prepare(tmp_path: Path, nnunet_env) -> None:

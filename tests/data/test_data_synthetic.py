@@ -65,7 +65,8 @@ def test_demo_default_cases_hold_every_organ_apart_and_fit_a_few_patches(tmp_pat
 
 
 def test_geometry_intensities_and_labels(tmp_path: Path) -> None:
-    folder = write_synthetic_dataset(tmp_path, dataset_id=991, name="Demo", n_cases=2, shape=(24, 48, 40), spacing=(3.0, 0.7, 0.9))
+    folder = write_synthetic_dataset(tmp_path, dataset_id=991, name="Demo", n_cases=2, shape=(24, 48, 40),
+                                     spacing=(3.0, 0.7, 0.9))
     assert folder == tmp_path / "Dataset991_Demo"
     meta = json.loads((folder / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "CT"}

@@ -69,10 +69,13 @@ def test_tidy_csv_values_and_shape(folders, tmp_path: Path) -> None:
     mask_gt, mask_pred = np.isin(gt, (1, 2)), np.isin(pred, (1, 2))
     distances = sd.compute_surface_distances(mask_gt, mask_pred, [2.5, 0.8, 0.8])
     row = frame.set_index(["case", "class", "metric", "spacing_mode"])["value"]
-    assert row[("case_00001", "kidney+tumor", "sdc", "physical")] == pytest.approx(sd.compute_surface_dice_at_tolerance(distances, 1.0), abs=1e-6)
-    assert row[("case_00001", "kidney+tumor", "hd95", "physical")] == pytest.approx(sd.compute_robust_hausdorff(distances, 95), abs=1e-6)
+    assert row[("case_00001", "kidney+tumor", "sdc", "physical")] == pytest.approx(
+        sd.compute_surface_dice_at_tolerance(distances, 1.0), abs=1e-6)
+    assert row[("case_00001", "kidney+tumor", "hd95", "physical")] == pytest.approx(
+        sd.compute_robust_hausdorff(distances, 95), abs=1e-6)
     paper = sd.compute_surface_distances(mask_gt, mask_pred, [1, 1, 1])
-    assert row[("case_00001", "kidney+tumor", "sdc", "paper")] == pytest.approx(sd.compute_surface_dice_at_tolerance(paper, 1.0), abs=1e-6)
+    assert row[("case_00001", "kidney+tumor", "sdc", "paper")] == pytest.approx(
+        sd.compute_surface_dice_at_tolerance(paper, 1.0), abs=1e-6)
     assert row[("case_00001", "kidney", "gt_ml", "physical")] == pytest.approx((gt == 1).sum() * 2.5 * 0.64 / 1000)
     # the prediction of case 2 has no tumour: DSC 0, SDC 0, HD95 inf
     assert row[("case_00002", "tumor", "dsc", "physical")] == 0.0
@@ -157,7 +160,8 @@ def test_summaries_against_direct_computation() -> None:
         for cls, vals in per_class.items():
             for i, v in enumerate(vals):
                 rows.append(["D", "N", str(fold), f"f{fold}c{i}", cls, "hd95", "physical", v, 1.0])
-    frame = pd.DataFrame(rows, columns=["dataset", "network", "fold", "case", "class", "metric", "spacing_mode", "value", "tolerance_mm"])
+    frame = pd.DataFrame(rows, columns=["dataset", "network", "fold", "case", "class", "metric", "spacing_mode", "value",
+                                        "tolerance_mm"])
     per_fold, cross = summarize(frame)
     f0c1 = per_fold[(per_fold["fold"] == "0") & (per_fold["class"] == "c1")].iloc[0]
     assert (f0c1["mean"], f0c1["n_cases"], f0c1["n_nan"], f0c1["n_inf"]) == (pytest.approx(0.6), 3, 1, 0)
@@ -179,7 +183,8 @@ def test_kits19_mean_over_classes_leaves_out_the_composite_region() -> None:
     values = {"kidney": 0.9, "tumor": 0.5, "kidney_and_tumor": 0.95}
     rows = [[dataset, "N", "0", "case_00000", cls, "dsc", "paper", v, 1.0]
             for dataset in ("kits19", "other") for cls, v in values.items()]
-    frame = pd.DataFrame(rows, columns=["dataset", "network", "fold", "case", "class", "metric", "spacing_mode", "value", "tolerance_mm"])
+    frame = pd.DataFrame(rows, columns=["dataset", "network", "fold", "case", "class", "metric", "spacing_mode", "value",
+                                        "tolerance_mm"])
     per_fold, _ = summarize(frame)
     means = per_fold[per_fold["class"] == "mean_over_classes"].set_index("dataset")["mean"]
     assert means["kits19"] == pytest.approx((0.9 + 0.5) / 2)

@@ -77,7 +77,8 @@ def test_brats_package_rejects_unknown_label(tmp_path: Path) -> None:
 
 def test_record_leaderboard_appends_rows(tmp_path: Path) -> None:
     csv = tmp_path / "paper_tables" / "leaderboard_scores.csv"
-    record_leaderboard_score(csv, "BTCV", "MedNeXt-L", "DSC", 0.8868, submission="btcv.zip", recorded_at="2026-01-01T00:00:00+00:00")
+    record_leaderboard_score(csv, "BTCV", "MedNeXt-L", "DSC", 0.8868, submission="btcv.zip",
+                             recorded_at="2026-01-01T00:00:00+00:00")
     table = record_leaderboard_score(csv, "KiTS19", "MedNeXt-L", "DSC", 0.9145)
     assert len(table) == 2
     read = pd.read_csv(csv)
@@ -95,7 +96,8 @@ def test_record_leaderboard_appends_rows(tmp_path: Path) -> None:
 
 def test_cli_package_and_record(tmp_path: Path) -> None:
     _write(tmp_path / "pred" / "img0061.nii.gz", np.ones((3, 3, 3)))
-    assert main(["package-submission", "--pred", str(tmp_path / "pred"), "--challenge", "btcv", "--out", str(tmp_path / "b.zip")]) == 0
+    assert main(["package-submission", "--pred", str(tmp_path / "pred"), "--challenge", "btcv",
+                 "--out", str(tmp_path / "b.zip")]) == 0
     with zipfile.ZipFile(tmp_path / "b.zip") as archive:
         assert archive.namelist() == ["label0061.nii.gz"]
     csv = tmp_path / "scores.csv"

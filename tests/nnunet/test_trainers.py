@@ -214,7 +214,8 @@ def test_every_trainer_of_the_paper_config_resolves_baselines_included(monkeypat
         spec = get_network(name)
         cls = recursive_find_trainer_class_by_name(spec.trainer_name)
         assert cls.__name__ == spec.trainer_name and cls.network_name == name
-        expected = ReproTrainer if name == "nnUNet" else DeepSupervisedTrainer if spec.deep_supervision else NoDeepSupervisionTrainer
+        expected = (ReproTrainer if name == "nnUNet"
+                    else DeepSupervisedTrainer if spec.deep_supervision else NoDeepSupervisionTrainer)
         assert cls.__mro__[1] is expected
 
 

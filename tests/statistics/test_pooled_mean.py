@@ -1,4 +1,5 @@
-"""The official pooled CV mean vs the mean of fold means, on hand-made cases where they differ, and the two empty-region conventions."""
+"""The official pooled CV mean vs the mean of fold means, on hand-made cases where they differ, and the two
+empty-region conventions."""
 
 from __future__ import annotations
 

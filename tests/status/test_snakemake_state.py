@@ -20,7 +20,8 @@ def _mark_incomplete(workdir: Path, output: str, job_id: str | None) -> None:
 
 
 def test_markers_name_their_outputs_and_cluster_jobs(tmp_path: Path) -> None:
-    relative = "work/nnUNet/nnUNet_results/Dataset017_BTCV/nnUNetTrainer_MedNeXt_B_k5__nnUNetPlans_1mm__3d_fullres/fold_2/checkpoint_final.pth"
+    relative = ("work/nnUNet/nnUNet_results/Dataset017_BTCV/nnUNetTrainer_MedNeXt_B_k5__nnUNetPlans_1mm__3d_fullres/"
+                "fold_2/checkpoint_final.pth")
     absolute = "/scratch/" + "deep/" * 60 + "checkpoint_final.pth"  # base64 longer than a file name: split by Snakemake
     _mark_incomplete(tmp_path, relative, "4711")
     _mark_incomplete(tmp_path, absolute, None)
@@ -39,7 +40,8 @@ def test_last_error_line_of_a_failed_train_job(tmp_path: Path) -> None:
         "Traceback (most recent call last):\n"
         '  File "mednext/nnunet/runner.py", line 170, in run_forwarding_signals\n'
         "    raise subprocess.CalledProcessError(returncode, cmd)\n"
-        "subprocess.CalledProcessError: Command '['python', '-m', 'mednext.nnunet.train_entry']' died with <Signals.SIGKILL: 9>.\n"
+        "subprocess.CalledProcessError: Command '['python', '-m', 'mednext.nnunet.train_entry']' "
+        "died with <Signals.SIGKILL: 9>.\n"
     )
     assert last_error_line(log) == ("subprocess.CalledProcessError: Command '['python', '-m', 'mednext.nnunet.train_entry']' "
                                     "died with <Signals.SIGKILL: 9>.")

@@ -192,7 +192,8 @@ def test_all_tables_written_without_any_run(tmp_path, repo_root) -> None:
 def test_recorded_leaderboard_score_fills_the_test_set_table(tmp_path, repo_root) -> None:
     board = tmp_path / "leaderboard.csv"
     pd.DataFrame([{"recorded_at": "2026-01-01T00:00:00", "dataset": "kits19", "network": "MedNeXt-L_k5",
-                   "split": "test", "metric": "DSC", "value": 90.5, "submission": "x.zip", "note": ""}]).to_csv(board, index=False)
+                   "split": "test", "metric": "DSC", "value": 90.5, "submission": "x.zip",
+                   "note": ""}]).to_csv(board, index=False)
     write_all_tables(repo_root / "paper_tables/reported", None, tmp_path, "paper", 5, board)
     test_set = pd.read_csv(tmp_path / "test_set.csv").set_index(["dataset", "metric"])
     assert test_set.loc[("kits19", "DSC"), "reproduced"] == 90.5

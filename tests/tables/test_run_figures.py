@@ -88,7 +88,8 @@ def test_command_writes_the_three_pngs(tmp_path: Path, capsys: pytest.CaptureFix
             path = _checkpoint(tmp_path / network / f"fold_{fold}.pth", [start, start / 2], [start, start / 2], [0.2, 0.6])
             runs += ["--run", "synthetic", network, str(fold), str(path)]
     metrics = tmp_path / "metrics.csv"
-    _metrics([(n, f, f"c{f}", "liver", 0.8) for n in ("MedNeXt-S_k3", "MedNeXt-S_k5") for f in (0, 1)]).to_csv(metrics, index=False)
+    _metrics([(n, f, f"c{f}", "liver", 0.8)
+              for n in ("MedNeXt-S_k3", "MedNeXt-S_k5") for f in (0, 1)]).to_csv(metrics, index=False)
     assert main(["figures", *runs, "--metrics", str(metrics), "--out-dir", str(tmp_path / "figs")]) == 0
     written = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert written == ["per_class_dsc.png", "training_curves.png", "upkern_first_epoch.png"]

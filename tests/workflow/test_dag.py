@@ -219,7 +219,8 @@ def test_missing_optional_training_keys_get_schema_defaults_not_demo_values(tmp_
     settings = job["settings"]
     assert (settings["epochs"], settings["iterations_per_epoch"], settings["val_iterations"]) == (1000, 250, 50)
     assert settings["tta_mirroring"] is True and settings["compile"] is False
-    assert (settings["checkpoint_minutes"], settings["gradient_checkpointing"], settings["autocast_dtype"]) == (30, "auto", "float16")
+    assert ((settings["checkpoint_minutes"], settings["gradient_checkpointing"], settings["autocast_dtype"])
+            == (30, "auto", "float16"))
     assert settings["channels_last"] is False
 
 
@@ -240,7 +241,8 @@ def test_jobs_get_nnunet_folders_and_config_hashes_on_their_command_line(tmp_pat
         assert words[0] == "env" and expected <= set(words), (command, line)
         assert any(w.startswith("MEDNEXT_CONFIG_SHA256=") for w in words)  # provenance: which config ran the job
         assert not any(w.startswith(("nnUNet_raw=/elsewhere", "nnUNet_results=/elsewhere")) for w in words)
-    splits = shlex.split(next(line for line in out.splitlines() if " data splits --dataset " in line).split("Shell command: ", 1)[-1])
+    splits = shlex.split(next(line for line in out.splitlines() if " data splits --dataset " in line)
+                         .split("Shell command: ", 1)[-1])
     assert splits[splits.index("--raw-root") + 1] == str(nnunet / "nnUNet_raw")
     assert splits[splits.index("--preprocessed-root") + 1] == str(nnunet / "nnUNet_preprocessed")
 

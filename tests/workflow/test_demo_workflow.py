@@ -241,10 +241,11 @@ def test_time_limit_sigterm_saves_and_the_retry_resumes_there(demo_dir: Path, sl
     time to 5 s from now (``scontrol update EndTime=now+5``); at that end time slurmctld treats the job as
     one whose ``--time`` ran out and sends the time-limit SIGTERM. The SIGTERM reaches ``nnUNetv2_train``
     inside the jobstep's ``srun`` (through ``mednext-repro train``, which passes it on); the trainer saves
-    ``checkpoint_latest`` and exits non-zero, Snakemake retries, and the retry starts at the epoch that save recorded. ``save_every`` is
-    larger than the run, so the signal save is the only checkpoint before the end. Ending the job at a
-    chosen epoch instead of a 1-minute ``--time`` (SLURM's smallest) keeps the test independent of the
-    machine's speed: a fast machine finished a 1-minute attempt, a slow one overran the 2-minute retry."""
+    ``checkpoint_latest`` and exits non-zero, Snakemake retries, and the retry starts at the epoch that save
+    recorded. ``save_every`` is larger than the run, so the signal save is the only checkpoint before the end.
+    Ending the job at a chosen epoch instead of a 1-minute ``--time`` (SLURM's smallest) keeps the test
+    independent of the machine's speed: a fast machine finished a 1-minute attempt, a slow one overran the
+    2-minute retry."""
     epochs = _timeout_epochs(demo_dir)
     config_file = _timeout_config(tmp_path, epochs)
     layout = Layout.from_config(yaml.safe_load(config_file.read_text()))
