@@ -16,7 +16,9 @@ rule evaluate:
         fold_dir=lambda wc: os.path.dirname(LAYOUT.checkpoint(Run(wc.dataset, wc.network, int(wc.fold)))),
         ground_truth=lambda wc: LAYOUT.ground_truth_folder(wc.dataset),
         regions=lambda wc: " ".join(targets.evaluation_region_args(wc.dataset)),
-        evaluation=config["evaluation"],
+        # plain strings: a reordered config must not look like changed parameters (and redo every evaluation)
+        spacing_modes=" ".join(config["evaluation"]["spacing_modes"]),
+        tolerance_mm=config["evaluation"]["tolerance_mm"],
     threads: config["evaluation"]["workers"]
     resources:  # calibrated by a rehearsal when its file exists (mednext.workflow.resources.evaluate_request)
         runtime=lambda wc, attempt: res.evaluate_request(wc.dataset, config).runtime_min * attempt,
@@ -25,7 +27,7 @@ rule evaluate:
         "{JOB_ENV} {PY} evaluate --gt {params.ground_truth} --pred {params.predictions} --splits {input.splits} --out {output}"
         " --fold-dir {params.fold_dir} --nnunet-summary {params.predictions}/summary.json"
         " --dataset {wildcards.dataset} --network {wildcards.network} --fold {wildcards.fold} {params.regions}"
-        " --spacing-modes {params.evaluation[spacing_modes]} --tolerance {params.evaluation[tolerance_mm]}"
+        " --spacing-modes {params.spacing_modes} --tolerance {params.tolerance_mm}"
         " --workers {threads} > {log} 2>&1"
 
 
