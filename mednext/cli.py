@@ -38,13 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that describe bad input (their message names the file and the problem)."""
+    from mednext.config_schema import ConfigValueError
     from mednext.data.errors import DataError, UnknownDatasetError
     from mednext.evaluation.io import EvaluationInputError
     from mednext.networks import baselines_package
+    from mednext.workflow.config_source import ConfigSourceError
+    from mednext.workflow.grid import ConfigError
 
     baselines = baselines_package()  # optional package; a foreign one fails loudly
     plugin_errors = () if baselines is None else (baselines.PatchSizeError,)
-    return (DataError, UnknownDatasetError, EvaluationInputError, *plugin_errors, FileNotFoundError)
+    config_errors = (ConfigSourceError, ConfigValueError, ConfigError)
+    return (DataError, UnknownDatasetError, EvaluationInputError, *config_errors, *plugin_errors, FileNotFoundError)
 
 
 def entry(argv: Sequence[str] | None = None) -> int:

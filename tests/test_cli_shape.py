@@ -65,3 +65,23 @@ def test_a_dataset_outside_the_registry_by_folder_or_by_id(tmp_path: Path, monke
         nnunet_folder("502")
     with pytest.raises(UnknownDatasetError, match="unknown dataset 'liver_toy'"):
         nnunet_id("liver_toy")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("training:\n  epochs: 3\n", "'datasets' is a required property"),  # a partial file: Snakemake would merge, we do not
+    ("- just\n- a list\n", "mapping"),
+])
+def test_a_bad_config_file_is_one_error_line_naming_it(tmp_path: Path, text: str, problem: str) -> None:
+    """Through the console entry point: exit 1, one ``error:`` line with the file's path, no traceback."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "mednext", "status", "--config", str(config), "--no-squeue"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mednext-repro: error: {config}"), result.stderr
+    assert problem in lines[0]

@@ -55,7 +55,7 @@ def summary_lines(status: GridStatus, now: datetime | None = None) -> list[str]:
         lines.append(f"{status.blocked} training(s) need you: failed or diverged, or waiting for one that did "
                      "(not in the ETA)")
     if not status.squeue_used:
-        lines.append("squeue not asked: queued/running read from Snakemake's markers and file times")
+        lines.append("squeue not used: queued/running read from Snakemake's markers and file times")
     return lines
 
 
