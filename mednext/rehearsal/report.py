@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mednext.atomic import atomic_output, atomic_write_csv, atomic_write_text
-from mednext.rehearsal.extrapolate import DOES_NOT_FIT, FAILED, FITS, HEAD_NODE, JobRow
+from mednext.rehearsal.extrapolate import DOES_NOT_FIT, FAILED, HEAD_NODE, NO_GPU, JobRow
 from mednext.rehearsal.stages import StageMeasurement, stage_cost
 
 
@@ -86,22 +86,23 @@ def figure(rows: Sequence[JobRow], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     shown = [r for r in rows if r.verdict not in (HEAD_NODE,)]
-    labels, memory, time, colours = [], [], [], []
+    labels, memory, time, failed = [], [], [], []
     for r in shown:
         labels.append(" ".join(filter(None, (r.job, r.dataset, r.network))))
         memory.append(r.predicted_mem_mb / r.requested.mem_mb if r.predicted_mem_mb and r.requested.mem_mb else float("nan"))
         allowed = (r.requested.runtime_min or 0) * (r.requested.attempts if r.job == "train" else 1)
         time.append(r.predicted_runtime_min / allowed if r.predicted_runtime_min and allowed else float("nan"))
-        colours.append({FITS: "tab:green", DOES_NOT_FIT: "tab:red", FAILED: "tab:red"}.get(r.verdict, "tab:gray"))
+        failed.append(r.verdict == FAILED)
     height = max(3.0, 0.22 * len(shown) + 1.2)
     fig, axes = plt.subplots(1, 2, figsize=(13, height), sharey=True)
     ys = list(range(len(shown)))
     for ax, values, title in ((axes[0], memory, "memory: predicted / requested"), (axes[1], time, "time: predicted / allowed")):
-        finite = [(y, v, c) for y, v, c in zip(ys, values, colours) if v == v]
+        # each panel coloured by its own ratio: a job whose memory does not fit may still have time enough
+        finite = [(y, v, "tab:red" if bad or v > 1.0 else "tab:green") for y, v, bad in zip(ys, values, failed) if v == v]
         ax.barh([y for y, _, _ in finite], [v for _, v, _ in finite], color=[c for _, _, c in finite])
-        for y, v, c in zip(ys, values, colours):
+        for y, v, r in zip(ys, values, shown):
             if v != v:
-                ax.text(0.01, y, "not measured: no GPU" if c == "tab:gray" else "—", va="center", fontsize=7,
+                ax.text(0.01, y, NO_GPU if r.verdict == NO_GPU else "—", va="center", fontsize=7,
                         color="gray", transform=ax.get_yaxis_transform())
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_xscale("log")
@@ -110,7 +111,7 @@ def figure(rows: Sequence[JobRow], path: Path) -> Path:
         ax.set_title(title, fontsize=10)
     axes[0].set_yticks(ys, labels, fontsize=7)
     axes[0].set_ylim(len(shown) - 0.5, -0.5)  # first row on top, no row cut by the axes
-    fig.suptitle("Rehearsal: which jobs fit their request (green fits, red does not, grey not measured)", fontsize=11)
+    fig.suptitle("Rehearsal: which jobs fit their request (green fits, red does not, 1 = the request)", fontsize=11)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
