@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 
 from mednext.commands import add_dataset_argument
+from mednext.nnunet.paper_plans import CONFIGURATIONS, PAPER_BATCH_2D, PAPER_BATCH_3D, PAPER_PATCH_2D, PAPER_PATCH_3D
 from mednext.nnunet.paths import DEFAULT_PLANS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from mednext.nnunet.planning import CONFIGURATIONS, PAPER_BATCH_2D, PAPER_BATCH_3D, PAPER_PATCH_2D, PAPER_PATCH_3D
-
     parser = subparsers.add_parser("plan", help="plan (1 mm, fixed patch) and preprocess one nnU-Net dataset")
     add_dataset_argument(parser)
     parser.add_argument("--plans-name", default=DEFAULT_PLANS, help=f"plans identifier (default {DEFAULT_PLANS})")

@@ -26,16 +26,18 @@ import torch
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
+from mednext.nnunet.paper_plans import (
+    CONFIGURATIONS,
+    PAPER_BATCH_2D,
+    PAPER_BATCH_3D,
+    PAPER_PATCH_2D,
+    PAPER_PATCH_3D,
+    PAPER_SPACING_MM,
+)
 from mednext.nnunet.paths import DEFAULT_PLANS, nnunet_folder, nnunet_id, require_env
 
 log = logging.getLogger(__name__)
 
-PAPER_SPACING_MM: tuple[float, float, float] = (1.0, 1.0, 1.0)
-PAPER_PATCH_3D: tuple[int, int, int] = (128, 128, 128)
-PAPER_PATCH_2D: tuple[int, int] = (512, 512)
-PAPER_BATCH_3D = 2
-PAPER_BATCH_2D = 14
-CONFIGURATIONS: tuple[str, ...] = ("3d_fullres", "2d")
 #: v1 ``how_much_of_a_patient_must_the_network_see_at_stage0``: a low-res stage is planned when the
 #: median image at target spacing holds at least this many patches (EP ``__init__``).
 V1_STAGE0_PATCHES = 4
