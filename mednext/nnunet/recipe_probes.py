@@ -240,7 +240,7 @@ class _ScalerSpy:
 
 
 def mixed_precision(trainer: Any) -> dict[str, Any]:
-    """Autocast and loss scaling of one real ``train_step`` on the trainer's device.
+    """Autocast and loss scaling of one real nnU-Net ``train_step`` on the trainer's device.
 
     Returns ``amp`` (autocast entered, enabled, for the trainer's CUDA device), ``amp_grad_scaler``
     (the loss went through the trainer's grad scaler) and ``amp_autocast_device`` (the device type
@@ -265,7 +265,10 @@ def mixed_precision(trainer: Any) -> dict[str, Any]:
                             ("loss", lambda output, target: output.float().mean())):
             stack.enter_context(swapped(trainer, name, value))
         stack.enter_context(swapped(nnunet_trainer_module, "autocast", recording_autocast))
-        trainer.train_step(batch)
+        # nnU-Net's own step, where autocast and the scaler live: the project's layers above it only add
+        # bookkeeping (stop signals, the divergence guard) that must not count a probe as a training step
+        # (the card is rewritten mid-training, after a rescue)
+        nnunet_trainer_module.nnUNetTrainer.train_step(trainer, batch)
     used = [(device, on) for device, on in entered if on]
     return {
         "amp": any(device == "cuda" for device, _ in used),

@@ -179,6 +179,16 @@ def test_mixed_precision_is_read_from_the_train_step(plans_file: Path, official:
         "MedNeXt-S_k3: amp_grad_scaler = False, official True (NOT listed in deviations.csv)"]
 
 
+def test_the_precision_probe_is_not_counted_as_a_training_step(plans_file: Path) -> None:
+    """The card is rewritten mid-training (after the rescue): its probe step must leave the divergence guard's
+    streak and the iteration count as they were, or a NaN streak across the rescue would be forgotten."""
+    trainer = trainer_for_plans(plans_file, "MedNeXt-S_k3", device="cpu")
+    trainer.loss_guard.observe(float("nan"), epoch=100, iteration=7)
+    trainer.iteration_in_epoch = 8
+    mixed_precision(trainer)
+    assert (trainer.loss_guard.consecutive, trainer.iteration_in_epoch) == (1, 8)
+
+
 def test_inference_averaging_is_read_from_the_predictor(plans_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """nnU-Net's predictor sums logits over tiles and mirrors; one that averaged probabilities reads as softmax."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
