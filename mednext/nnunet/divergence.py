@@ -120,6 +120,15 @@ def read_marker(fold_dir: str | Path) -> Divergence | None:
         raise DivergenceMarkerError(f"{path}: not a divergence marker ({error})") from None
 
 
+def read_marker_or_unreadable(fold_dir: str | Path) -> Divergence | None:
+    """Like :func:`read_marker`, but an unreadable marker is a divergence too, its reason the read error
+    (epoch and iteration -1): a run that left a broken marker still counts as stopped, and says why."""
+    try:
+        return read_marker(fold_dir)
+    except DivergenceMarkerError as error:
+        return Divergence(epoch=-1, iteration=-1, consecutive=0, reason=str(error))
+
+
 def set_marker_aside(fold_dir: str | Path) -> Path:
     """Rename the marker to ``diverged.json.retried-<UTC time>`` (kept, for the record) and return the new path."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -28,6 +28,10 @@ ENV_TRAINING_JOB = "MEDNEXT_TRAINING_JOB"
 #: Signals that make a training save ``checkpoint_latest`` and exit: SLURM's time-limit SIGTERM and
 #: the SIGUSR1 a ``--signal`` option would send.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1)
+#: What the trainer's log says after a stop signal (``<SIGNAL>: saved checkpoint_latest ...`` mid-run,
+#: ``<SIGNAL> after the last epoch: ...`` at the end); ``mednext-repro status`` reads these words.
+SIGNAL_SAVED_LATEST = "saved checkpoint_latest"
+SIGNAL_AFTER_LAST_EPOCH = "after the last epoch"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from mednext.atomic import atomic_output
 from mednext.nnunet.checkpoints import LATEST, PREVIOUS_LATEST
-from mednext.nnunet.job_settings import STOP_SIGNALS
+from mednext.nnunet.job_settings import SIGNAL_AFTER_LAST_EPOCH, SIGNAL_SAVED_LATEST, STOP_SIGNALS
 
 #: On the CPU ``progress.png`` is redrawn at most this often (and always after the last epoch).
 PROGRESS_PLOT_MIN_SECONDS = 30.0
@@ -156,7 +156,7 @@ class ResumableTrainer(nnUNetTrainer):
             return
         self.save_latest(self.current_epoch)
         self.print_to_log_file(
-            f"{signal.Signals(self.stop_signal).name}: saved checkpoint_latest mid-epoch {self.current_epoch}{where}; "
+            f"{signal.Signals(self.stop_signal).name}: {SIGNAL_SAVED_LATEST} mid-epoch {self.current_epoch}{where}; "
             f"the retry restarts epoch {self.current_epoch}"
         )
         self.stop_after_signal()
@@ -200,7 +200,7 @@ class ResumableTrainer(nnUNetTrainer):
             if not (epoch + 1) % self.save_every == 0:  # nnU-Net has not just saved it
                 self.save_latest(epoch + 1)
         if self.stop_signal is not None:
-            self.print_to_log_file(f"{signal.Signals(self.stop_signal).name}: saved checkpoint_latest after epoch {epoch}; "
+            self.print_to_log_file(f"{signal.Signals(self.stop_signal).name}: {SIGNAL_SAVED_LATEST} after epoch {epoch}; "
                                    f"the retry starts epoch {epoch + 1}")
             self.stop_after_signal()
 
@@ -211,6 +211,6 @@ class ResumableTrainer(nnUNetTrainer):
         if self.local_rank == 0 and os.path.isfile(previous):
             os.remove(previous)
         if self.stop_signal is not None:
-            self.print_to_log_file(f"{signal.Signals(self.stop_signal).name} after the last epoch: checkpoint_final is "
+            self.print_to_log_file(f"{signal.Signals(self.stop_signal).name} {SIGNAL_AFTER_LAST_EPOCH}: checkpoint_final is "
                                    "written; the retry runs the final validation")
             raise StopTraining(128 + int(self.stop_signal))

@@ -23,14 +23,7 @@ from pathlib import Path
 
 from mednext.networks import get_network
 from mednext.nnunet.checkpoints import recover_resume_checkpoints
-from mednext.nnunet.divergence import (
-    DivergedRunError,
-    Divergence,
-    DivergenceMarkerError,
-    marker_path,
-    read_marker,
-    set_marker_aside,
-)
+from mednext.nnunet.divergence import DivergedRunError, marker_path, read_marker_or_unreadable, set_marker_aside
 from mednext.nnunet.job_settings import TrainingJob
 from mednext.nnunet.paths import fold_folder, nnunet_env, nnunet_folder, nnunet_id, require_env
 from mednext.runs import Run
@@ -141,10 +134,7 @@ def refuse_if_diverged(folder: Path, retry: bool) -> None:
     Raises:
         DivergedRunError: quoting the marker.
     """
-    try:
-        divergence = read_marker(folder)
-    except DivergenceMarkerError as error:
-        divergence = Divergence(epoch=-1, iteration=-1, consecutive=0, reason=str(error))
+    divergence = read_marker_or_unreadable(folder)
     if divergence is None:
         return
     if retry:

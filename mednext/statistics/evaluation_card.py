@@ -22,19 +22,19 @@ import pandas as pd
 from mednext.data.errors import UnknownDatasetError
 from mednext.data.registry import get_dataset
 from mednext.evaluation.metrics import dataset_regions, evaluate_label_maps
+from mednext.evaluation.results import ROW_COLUMNS
 from mednext.statistics.aggregate import headlines
 from mednext.statistics.cases import case_matrices
 from mednext.vocabulary import NAN_IS_1, NAN_SKIPPED
 
 EVALUATION_ITEMS: tuple[str, ...] = ("eval_regions", "cv_aggregation", "empty_region_convention")
-_COLUMNS = ["dataset", "network", "fold", "case", "class", "metric", "spacing_mode", "value", "tolerance_mm"]
 POOLED = "pooled cases"
 FOLD_MEANS = "mean of fold means"
 
 
 def _tidy(dataset: str, metric: str, rows: list[tuple[int, str, str, float]]) -> pd.DataFrame:
     return pd.DataFrame([[dataset, "probe", str(fold), case, region, metric, "paper", value, 1.0]
-                         for fold, case, region, value in rows], columns=_COLUMNS)
+                         for fold, case, region, value in rows], columns=ROW_COLUMNS)
 
 
 def evaluated_regions(dataset: str) -> list[list[int]]:

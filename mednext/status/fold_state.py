@@ -9,29 +9,25 @@ Snakemake's incomplete markers and the rule's log say whether a job holds it and
 from __future__ import annotations
 
 import enum
-import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mednext.nnunet.divergence import DIVERGED_MARKER, Divergence, DivergenceMarkerError, read_marker
+from mednext.nnunet.divergence import DIVERGED_MARKER, Divergence, read_marker_or_unreadable
+from mednext.nnunet.job_settings import SIGNAL_AFTER_LAST_EPOCH, SIGNAL_SAVED_LATEST
 from mednext.nnunet.rescue import RESCUE_RECORD, RescueState, read_rescue_record
+from mednext.provenance import CHECKPOINTS, PROVENANCE_FILE, parse_iso, read_provenance
 from mednext.status.slurm_queue import QueuedJob
 from mednext.status.snakemake_state import last_error_line
-from mednext.status.training_log import TrainingLogSummary, summarize_training_logs, training_logs
+from mednext.status.training_log import TrainingLogSummary, order_training_logs, summarize_training_logs
 
-PROVENANCE_FILE = "provenance.json"
-CHECKPOINT_FINAL = "checkpoint_final.pth"
-#: Checkpoints whose modification time is the "last checkpoint" of a fold.
-CHECKPOINTS = (CHECKPOINT_FINAL, "checkpoint_latest.pth", "checkpoint_best.pth")
+#: nnU-Net's last checkpoint of a training; any of :data:`CHECKPOINTS` is the fold's "last checkpoint".
+CHECKPOINT_FINAL = CHECKPOINTS[0]
 #: A training that wrote nothing for this long (or 3 epochs, if longer) is no longer running: killed
 #: with its Snakemake, or its node lost. nnU-Net logs at every epoch's start and end.
 STALE_AFTER_S = 30 * 60
-#: The trainer's log line after a SIGTERM/SIGUSR1 save (time limit, preemption): the next attempt resumes.
-SIGNAL_SAVE_MARK = "saved checkpoint_latest"
 
 
 class State(str, enum.Enum):
@@ -65,7 +61,7 @@ class FoldFiles:
 
     @classmethod
     def scan(cls, fold_dir: Path) -> FoldFiles:
-        names, mtimes, checkpoint_times, logs = set(), [], [], []
+        names, files, checkpoint_times = set(), [], []
         try:
             with os.scandir(fold_dir) as entries:
                 for entry in entries:
@@ -73,15 +69,13 @@ class FoldFiles:
                     if not entry.is_file():
                         continue
                     mtime = entry.stat().st_mtime
-                    mtimes.append(mtime)
+                    files.append((Path(entry.path), mtime))
                     if entry.name in CHECKPOINTS:
                         checkpoint_times.append(mtime)
-                    elif entry.name.startswith("training_log_"):
-                        logs.append(Path(entry.path))
         except FileNotFoundError:
             pass
-        return cls(fold_dir, frozenset(names), max(checkpoint_times, default=None), max(mtimes, default=None),
-                   tuple(training_logs(fold_dir)) if logs else ())
+        return cls(fold_dir, frozenset(names), max(checkpoint_times, default=None),
+                   max((mtime for _, mtime in files), default=None), tuple(order_training_logs(files)))
 
     @property
     def exists(self) -> bool:
@@ -120,22 +114,16 @@ class FoldState:
 def read_provenance_file(fold_dir: Path) -> dict[str, Any] | None:
     """The fold's ``provenance.json`` (``None`` when absent or unreadable: status never fails on one fold)."""
     try:
-        record = json.loads((fold_dir / PROVENANCE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_provenance(fold_dir / PROVENANCE_FILE)
+    except (OSError, ValueError):  # ProvenanceError is a ValueError
         return None
-    return record if isinstance(record, dict) else None
 
 
 def observe_fold(fold_dir: Path, evaluated: bool, marked_incomplete: bool, slurm_job: QueuedJob | None,
                  rule_log: Path, slurm_log_dir: Path | None = None, queue_known: bool = False) -> FoldObservation:
     """Read one fold folder: its listing, log tails, provenance and divergence marker."""
     files = FoldFiles.scan(fold_dir)
-    divergence = None
-    if DIVERGED_MARKER in files.names:
-        try:
-            divergence = read_marker(fold_dir)
-        except DivergenceMarkerError as error:
-            divergence = Divergence(epoch=-1, iteration=-1, consecutive=0, reason=str(error))
+    divergence = read_marker_or_unreadable(fold_dir) if DIVERGED_MARKER in files.names else None
     return FoldObservation(
         files=files,
         log=summarize_training_logs(fold_dir, list(files.logs)) if files.logs else None,
@@ -151,7 +139,7 @@ def _epoch(iso_text: str | None) -> float | None:
     if not iso_text:
         return None
     try:
-        return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+        return parse_iso(iso_text).timestamp()
     except ValueError:
         return None
 
@@ -192,7 +180,7 @@ def _signal_stop(log: TrainingLogSummary | None) -> str | None:
     if log is None:
         return None
     for line in reversed(log.last_lines):
-        if SIGNAL_SAVE_MARK in line or "after the last epoch" in line:
+        if SIGNAL_SAVED_LATEST in line or SIGNAL_AFTER_LAST_EPOCH in line:
             return line.split(": ", 1)[-1].strip()
         if ": Epoch " in line or "Training done." in line:
             return None

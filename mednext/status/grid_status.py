@@ -113,14 +113,15 @@ def collect_status(config: Mapping[str, Any], workdir: Path, queue: Sequence[Que
             slurm_log_dir=workdir / SLURM_LOG_DIR / "_".join(map(str, wildcards)),
         )
     measured = _epoch_seconds_by_network(observations)
-    speed = _measured_over_estimated(measured, config, epochs)
+    estimates = {network: training_hours(network, config) for network in {run.network for run in runs}}
+    speed = _measured_over_estimated(measured, estimates, epochs)
     rows, pending = [], []
     states: dict[Run, State] = {}
     for run in runs:
         obs = observations[run]
         decided = _decide(run, observations, epochs, now, states)
         parent = run.parent()
-        estimate = training_hours(run.network, config)
+        estimate = estimates[run.network]
         seconds = (obs.log.epoch_seconds if obs.log and obs.log.epoch_seconds else None) \
             or measured.get(run.network) or speed * estimate * 3600 / epochs
         left = _hours_left(decided.state, decided.epochs_done, epochs, seconds)
@@ -183,11 +184,12 @@ def _epoch_seconds_by_network(observations: Mapping[Run, Any]) -> dict[str, floa
     return {network: statistics.median(values) for network, values in times.items()}
 
 
-def _measured_over_estimated(measured: Mapping[str, float], config: Mapping[str, Any], epochs: int) -> float:
-    """How much slower than estimated this grid's epochs run (median over the measured networks; 1
-    without a measurement), so that a network not yet measured is timed like the measured ones."""
-    ratios = [seconds / (training_hours(network, config) * 3600 / epochs) for network, seconds in measured.items()
-              if training_hours(network, config) > 0]
+def _measured_over_estimated(measured: Mapping[str, float], estimates: Mapping[str, float], epochs: int) -> float:
+    """How much slower than estimated (``estimates``: hours per training) this grid's epochs run (median
+    over the measured networks; 1 without a measurement), so that a network not yet measured is timed
+    like the measured ones."""
+    ratios = [seconds / (estimates[network] * 3600 / epochs) for network, seconds in measured.items()
+              if estimates[network] > 0]
     return statistics.median(ratios) if ratios else 1.0
 
 

@@ -18,10 +18,10 @@ import math
 import os
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAINING_LOG_GLOB = "training_log_*.txt"
 #: nnU-Net's moving-average weight of the previous value (``nnUNetLogger.log``).
 EMA_DECAY = 0.9
 #: Epochs of history enough for the moving average to 3e-5 (0.9**100).
@@ -60,12 +60,18 @@ class TrainingLogSummary:
 
 def training_logs(fold_dir: Path) -> list[Path]:
     """The fold's nnU-Net training logs, oldest first (by the start time in the name, then modification time)."""
-    found = []
     with os.scandir(fold_dir) as entries:
-        for entry in entries:
-            match = _LOG_NAME.match(entry.name)
-            if match and entry.is_file():
-                found.append((tuple(int(g) for g in match.groups()), entry.stat().st_mtime, Path(entry.path)))
+        return order_training_logs((Path(e.path), e.stat().st_mtime) for e in entries if e.is_file())
+
+
+def order_training_logs(files: Iterable[tuple[Path, float]]) -> list[Path]:
+    """Of ``(path, modification time)`` pairs, nnU-Net's training logs, oldest first (by the start time in
+    the name, then modification time): nnU-Net's names do not zero-pad month and day."""
+    found = []
+    for path, mtime in files:
+        match = _LOG_NAME.match(path.name)
+        if match:
+            found.append((tuple(int(g) for g in match.groups()), mtime, path))
     return [path for _, _, path in sorted(found)]
 
 
